@@ -1,0 +1,171 @@
+//! `ServerEvent`: the exact JSON object Meta receives for one event.
+
+use crate::hash::Sha256;
+use crate::lead_id::LeadId;
+use serde::{Deserialize, Serialize};
+
+/// Always `system_generated` for Conversion Leads.
+pub const ACTION_SOURCE: &str = "system_generated";
+/// Always `crm` for Conversion Leads.
+pub const EVENT_SOURCE: &str = "crm";
+
+/// One event of the `data` array of `POST /{dataset_id}/events`.
+/// Field order follows Meta's documentation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerEvent {
+    /// The funnel stage's name.
+    pub event_name: String,
+    /// Unix seconds when the stage changed.
+    pub event_time: i64,
+    /// `system_generated`.
+    pub action_source: String,
+    /// Deterministic ID (see [`crate::event_id`]).
+    pub event_id: String,
+    /// Identifiers, hashed where Meta requires it.
+    pub user_data: UserData,
+    /// `event_source`, `lead_event_source` (and legacy fields by profile).
+    pub custom_data: CustomData,
+    /// `["LDU"]` or `[]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_processing_options: Option<Vec<String>>,
+    /// 0 or 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_processing_options_country: Option<i64>,
+    /// 0 or 1000–1013.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_processing_options_state: Option<i64>,
+}
+
+/// `user_data`. Hashed keys are arrays of lowercase hex SHA-256 digests.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct UserData {
+    /// Meta lead ID, a JSON integer, never hashed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lead_id: Option<LeadId>,
+    /// Email.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub em: Vec<Sha256>,
+    /// Phone.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ph: Vec<Sha256>,
+    /// First name.
+    #[serde(default, rename = "fn", skip_serializing_if = "Vec::is_empty")]
+    pub fn_: Vec<Sha256>,
+    /// Last name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ln: Vec<Sha256>,
+    /// Gender.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ge: Vec<Sha256>,
+    /// Date of birth.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub db: Vec<Sha256>,
+    /// City.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ct: Vec<Sha256>,
+    /// State.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub st: Vec<Sha256>,
+    /// Postal code.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub zp: Vec<Sha256>,
+    /// Country.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub country: Vec<Sha256>,
+    /// Advertiser's ID for the person.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub external_id: Vec<Sha256>,
+    /// Click ID, unhashed, byte for byte.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fbc: Option<String>,
+    /// Browser ID, unhashed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fbp: Option<String>,
+}
+
+impl UserData {
+    /// The slot of a hashed field.
+    pub fn slot_mut(&mut self, field: crate::Field) -> &mut Vec<Sha256> {
+        use crate::Field::*;
+        match field {
+            Em => &mut self.em,
+            Ph => &mut self.ph,
+            Fn => &mut self.fn_,
+            Ln => &mut self.ln,
+            Ge => &mut self.ge,
+            Db => &mut self.db,
+            Ct => &mut self.ct,
+            St => &mut self.st,
+            Zp => &mut self.zp,
+            Country => &mut self.country,
+            ExternalId => &mut self.external_id,
+        }
+    }
+
+    /// The hashed values of a field.
+    pub fn slot(&self, field: crate::Field) -> &[Sha256] {
+        use crate::Field::*;
+        match field {
+            Em => &self.em,
+            Ph => &self.ph,
+            Fn => &self.fn_,
+            Ln => &self.ln,
+            Ge => &self.ge,
+            Db => &self.db,
+            Ct => &self.ct,
+            St => &self.st,
+            Zp => &self.zp,
+            Country => &self.country,
+            ExternalId => &self.external_id,
+        }
+    }
+
+    /// Meta keys present in this `user_data` (match-key coverage).
+    pub fn keys(&self) -> Vec<&'static str> {
+        let mut keys = Vec::new();
+        if self.lead_id.is_some() {
+            keys.push("lead_id");
+        }
+        for f in crate::Field::ALL {
+            if !self.slot(f).is_empty() {
+                keys.push(f.meta_key());
+            }
+        }
+        if self.fbc.is_some() {
+            keys.push("fbc");
+        }
+        if self.fbp.is_some() {
+            keys.push("fbp");
+        }
+        keys
+    }
+}
+
+/// `custom_data`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CustomData {
+    /// `crm`.
+    pub event_source: String,
+    /// The CRM's name (`[crm] name`).
+    pub lead_event_source: String,
+    /// `legacy-v7` profile only: Meta's lifecycle category.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub facebook_lifecycle_stage_name: Option<String>,
+    /// `legacy-v7` profile only: the CRM's own stage name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifecycle_stage_name: Option<String>,
+}
+
+/// The body of `POST /{api_version}/{dataset_id}/events`, less the access
+/// token (added by the client at send time, never stored).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventsRequest<E = ServerEvent> {
+    /// 1 to 1000 events.
+    pub data: Vec<E>,
+    /// Routes the events to Test Events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_event_code: Option<String>,
+    /// Platform identifier agreed with Meta.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partner_agent: Option<String>,
+}

@@ -1,0 +1,129 @@
+//! SHA-256 digests as Meta wants them: 64 lowercase hex characters.
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use sha2::{Digest, Sha256 as Hasher};
+use std::fmt;
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// A SHA-256 digest of a normalized value, serialized as lowercase hex.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Sha256(pub [u8; 32]);
+
+impl Sha256 {
+    /// Hashes the UTF-8 bytes of `normalized`.
+    #[inline]
+    pub fn of(normalized: &str) -> Self {
+        Sha256(Hasher::digest(normalized.as_bytes()).into())
+    }
+
+    /// Parses a value that already is a SHA-256 digest: exactly 64 hex digits,
+    /// either case (after trimming). Anything else, including 32-digit MD5
+    /// values, is not a digest.
+    pub fn parse_hex(value: &str) -> Option<Self> {
+        let bytes = value.trim().as_bytes();
+        if bytes.len() != 64 {
+            return None;
+        }
+        let mut out = [0u8; 32];
+        for (i, pair) in bytes.chunks_exact(2).enumerate() {
+            out[i] = (hex_val(pair[0])? << 4) | hex_val(pair[1])?;
+        }
+        Some(Sha256(out))
+    }
+
+    /// Writes the 64 lowercase hex digits into a stack buffer.
+    #[inline]
+    pub fn to_hex_bytes(&self) -> [u8; 64] {
+        let mut buf = [0u8; 64];
+        for (i, b) in self.0.iter().enumerate() {
+            buf[2 * i] = HEX[(b >> 4) as usize];
+            buf[2 * i + 1] = HEX[(b & 0xf) as usize];
+        }
+        buf
+    }
+
+    /// The 64 lowercase hex digits as a `String`.
+    pub fn to_hex(&self) -> String {
+        let buf = self.to_hex_bytes();
+        // The buffer holds ASCII hex digits only.
+        String::from_utf8(buf.to_vec()).expect("hex digits are ASCII")
+    }
+}
+
+#[inline]
+fn hex_val(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+impl fmt::Display for Sha256 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let buf = self.to_hex_bytes();
+        f.write_str(std::str::from_utf8(&buf).expect("hex digits are ASCII"))
+    }
+}
+
+impl fmt::Debug for Sha256 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Sha256({self})")
+    }
+}
+
+impl Serialize for Sha256 {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let buf = self.to_hex_bytes();
+        s.serialize_str(std::str::from_utf8(&buf).expect("hex digits are ASCII"))
+    }
+}
+
+impl<'de> Deserialize<'de> for Sha256 {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Sha256::parse_hex(&s)
+            .ok_or_else(|| serde::de::Error::custom("expected 64 hexadecimal digits (SHA-256)"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashes_like_sha256sum() {
+        // printf %s john_smith@gmail.com | sha256sum
+        assert_eq!(
+            Sha256::of("john_smith@gmail.com").to_hex(),
+            "62a14e44f765419d10fea99367361a727c12365e2520f32218d505ed9aa0f62f"
+        );
+    }
+
+    #[test]
+    fn parses_only_64_hex() {
+        let h = "62A14E44F765419D10FEA99367361A727C12365E2520F32218D505ED9AA0F62F";
+        assert_eq!(
+            Sha256::parse_hex(h).unwrap().to_hex(),
+            h.to_ascii_lowercase()
+        );
+        assert!(
+            Sha256::parse_hex("d41d8cd98f00b204e9800998ecf8427e").is_none(),
+            "MD5 is not SHA-256"
+        );
+        assert!(Sha256::parse_hex(&"g".repeat(64)).is_none());
+        assert!(Sha256::parse_hex(&"a".repeat(63)).is_none());
+        assert!(Sha256::parse_hex(&"a".repeat(65)).is_none());
+    }
+
+    #[test]
+    fn serde_round_trip() {
+        let h = Sha256::of("x");
+        let json = serde_json::to_string(&h).unwrap();
+        assert_eq!(json, format!("\"{h}\""));
+        assert_eq!(serde_json::from_str::<Sha256>(&json).unwrap(), h);
+        assert!(serde_json::from_str::<Sha256>("\"abc\"").is_err());
+    }
+}

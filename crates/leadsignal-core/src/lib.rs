@@ -1,0 +1,63 @@
+//! # leadsignal-core
+//!
+//! The pure heart of leadsignal: turns what a CRM says about a lead
+//! ([`StageChange`]) into the exact event Meta's Conversions API receives for
+//! Conversion Leads ([`ServerEvent`]), with every contact field normalized and
+//! SHA-256-hashed per Meta's rules, the funnel mapped, and the rules checked.
+//!
+//! No I/O, no async, no clock: `now` is always an argument.
+//!
+//! ```
+//! use leadsignal_core::*;
+//! let cfg = PrepareConfig {
+//!     dataset_id: "2780431635496611".into(),
+//!     lead_event_source: "HubSpot".into(),
+//!     funnel: Funnel::new(Funnel::default_stages(), false).unwrap(),
+//!     normalize: NormalizeOptions { default_country: CountryCode::parse_alpha2("US"), ..Default::default() },
+//!     time: TimeRules::default(),
+//!     profile: Profile::ConversionLeads,
+//! };
+//! let now = 1_763_700_000;
+//! let sc = StageChange {
+//!     lead_id: Some(LeadId::parse("1234567890123456").unwrap()),
+//!     stage: "mql".into(),
+//!     changed_at: now - 3600,
+//!     contact: Contact { email: Some(" John_Smith@gmail.com".into()), ..Default::default() },
+//!     ..Default::default()
+//! };
+//! let p = prepare(&sc, &cfg, now).unwrap();
+//! assert_eq!(p.event.event_name, "Marketing Qualified Lead");
+//! assert_eq!(p.event.user_data.em[0].to_string(),
+//!            "62a14e44f765419d10fea99367361a727c12365e2520f32218d505ed9aa0f62f");
+//! ```
+
+#![warn(missing_docs)]
+
+pub mod event;
+pub mod event_id;
+pub mod funnel;
+pub mod hash;
+pub mod lead_id;
+pub mod normalize;
+pub mod prepare;
+pub mod profile;
+pub mod record;
+pub mod rules;
+pub mod stage_change;
+pub mod violation;
+
+pub use event::{CustomData, EventsRequest, ServerEvent, UserData};
+pub use event_id::{event_id, LeadKey};
+pub use funnel::{Funnel, FunnelError, Lifecycle, StageIndex, StageRef, StageSpec};
+pub use hash::Sha256;
+pub use lead_id::{LeadId, LeadIdError};
+pub use normalize::{
+    hash_field, lookup_country, normalize, Context, CountryCode, DateOrder, DropReason, Field,
+    NormalizeOptions, Normalized,
+};
+pub use prepare::{prepare, PrepareConfig, Prepared};
+pub use profile::{OfflineEvent, Profile, RetiredApi};
+pub use record::{Scalar, StageChangeRecord, RECORD_FIELDS};
+pub use rules::TimeRules;
+pub use stage_change::{Contact, DataProcessing, Origin, StageChange};
+pub use violation::{Dropped, Violation};

@@ -1,0 +1,59 @@
+//! `em`: trimmed, lowercased, NFC; must look like `local@domain.tld`.
+
+use super::DropReason;
+use unicode_normalization::UnicodeNormalization;
+
+pub(super) fn normalize(value: &str, out: &mut String) -> Result<(), DropReason> {
+    let mut v = value.trim();
+    if v.len() > 7 && v[..7].eq_ignore_ascii_case("mailto:") {
+        v = v[7..].trim();
+    }
+    if v.is_ascii() {
+        out.extend(v.bytes().map(|b| b.to_ascii_lowercase() as char));
+    } else {
+        let nfc: String = v.nfc().collect();
+        out.push_str(&nfc.to_lowercase());
+    }
+    check(out)
+}
+
+fn check(e: &str) -> Result<(), DropReason> {
+    if e.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(DropReason::new("em.invalid", "contains spaces"));
+    }
+    let mut parts = e.split('@');
+    let (local, domain) = match (parts.next(), parts.next(), parts.next()) {
+        (Some(l), Some(d), None) => (l, d),
+        (_, None, _) => return Err(DropReason::new("em.invalid", "has no @")),
+        _ => return Err(DropReason::new("em.invalid", "has more than one @")),
+    };
+    if local.is_empty() {
+        return Err(DropReason::new("em.invalid", "has nothing before the @"));
+    }
+    let labels: Vec<&str> = domain.split('.').collect();
+    if labels.len() < 2 || labels.iter().any(|l| l.is_empty()) {
+        return Err(DropReason::new(
+            "em.invalid",
+            "domain is not of the form name.tld",
+        ));
+    }
+    if labels
+        .last()
+        .is_some_and(|tld| tld.chars().count() < 2 || tld.chars().all(|c| c.is_ascii_digit()))
+    {
+        return Err(DropReason::new(
+            "em.invalid",
+            "domain has no valid top-level part",
+        ));
+    }
+    if domain
+        .chars()
+        .any(|c| !(c.is_alphanumeric() || c == '-' || c == '.'))
+    {
+        return Err(DropReason::new(
+            "em.invalid",
+            "domain contains characters a domain cannot have",
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,245 @@
+//! Normalization of customer information before hashing, per Meta's rules
+//! (`spec/meta-capi.md` §3). One function per field family; [`hash_field`]
+//! is the entry point: it returns the SHA-256 of the normalized value, or
+//! why the value was dropped. Messages never repeat the raw value.
+
+mod country;
+mod dob;
+mod email;
+mod gender;
+mod location;
+mod phone;
+mod text;
+
+pub use country::{lookup_country, CountryCode};
+pub use dob::DateOrder;
+
+use crate::hash::Sha256;
+use std::borrow::Cow;
+use std::fmt;
+
+/// The customer-information keys leadsignal normalizes and hashes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Field {
+    /// `em`: email address.
+    Em,
+    /// `ph`: phone number.
+    Ph,
+    /// `fn`: first name.
+    Fn,
+    /// `ln`: last name.
+    Ln,
+    /// `ge`: gender.
+    Ge,
+    /// `db`: date of birth.
+    Db,
+    /// `ct`: city.
+    Ct,
+    /// `st`: state or region.
+    St,
+    /// `zp`: postal code.
+    Zp,
+    /// `country`: ISO 3166-1 alpha-2.
+    Country,
+    /// `external_id`: the advertiser's own ID for the person.
+    ExternalId,
+}
+
+impl Field {
+    /// Every hashed field, in the order Meta's documentation lists them.
+    pub const ALL: [Field; 11] = [
+        Field::Em,
+        Field::Ph,
+        Field::Fn,
+        Field::Ln,
+        Field::Ge,
+        Field::Db,
+        Field::Ct,
+        Field::St,
+        Field::Zp,
+        Field::Country,
+        Field::ExternalId,
+    ];
+
+    /// Meta's key in `user_data`.
+    pub fn meta_key(self) -> &'static str {
+        match self {
+            Field::Em => "em",
+            Field::Ph => "ph",
+            Field::Fn => "fn",
+            Field::Ln => "ln",
+            Field::Ge => "ge",
+            Field::Db => "db",
+            Field::Ct => "ct",
+            Field::St => "st",
+            Field::Zp => "zp",
+            Field::Country => "country",
+            Field::ExternalId => "external_id",
+        }
+    }
+
+    /// The field's name in the stage-change record (DESIGN.md).
+    pub fn record_name(self) -> &'static str {
+        match self {
+            Field::Em => "email",
+            Field::Ph => "phone",
+            Field::Fn => "first_name",
+            Field::Ln => "last_name",
+            Field::Ge => "gender",
+            Field::Db => "date_of_birth",
+            Field::Ct => "city",
+            Field::St => "state",
+            Field::Zp => "zip",
+            Field::Country => "country",
+            Field::ExternalId => "external_id",
+        }
+    }
+
+    /// Accepts Meta's key (`em`) or the record's name (`email`), any case.
+    pub fn from_name(name: &str) -> Option<Field> {
+        let name = name.trim().to_ascii_lowercase();
+        Field::ALL
+            .into_iter()
+            .find(|f| f.meta_key() == name || f.record_name() == name)
+    }
+}
+
+impl fmt::Display for Field {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.meta_key())
+    }
+}
+
+/// Why a value was left out of the event. The message describes the problem
+/// without repeating the value (it may be personal data).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DropReason {
+    /// Stable rule code, e.g. `ph.no_country_code`.
+    pub rule: &'static str,
+    /// Human explanation.
+    pub message: Cow<'static, str>,
+}
+
+impl DropReason {
+    pub(crate) fn new(rule: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
+        DropReason {
+            rule,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for DropReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.message, self.rule)
+    }
+}
+
+/// Options that shape normalization (the `[normalize]` config section).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct NormalizeOptions {
+    /// Country of national phone numbers (and of states/ZIPs) when a record
+    /// names none.
+    pub default_country: Option<CountryCode>,
+    /// How to read an ambiguous date of birth like `02/03/1990`.
+    pub date_order: DateOrder,
+}
+
+/// What the normalizers know about the record being normalized.
+#[derive(Debug, Clone, Copy)]
+pub struct Context {
+    /// The record's own country, when it has a valid one; else the default.
+    pub country: Option<CountryCode>,
+    /// Ambiguous date order.
+    pub date_order: DateOrder,
+    /// Today (UTC) as (year, month, day), for date-of-birth range checks.
+    pub today: (i32, u32, u32),
+}
+
+impl Context {
+    /// Context for a record whose country (already normalized) is `record_country`.
+    pub fn new(opts: &NormalizeOptions, record_country: Option<CountryCode>, now: i64) -> Self {
+        let today = chrono::DateTime::from_timestamp(now, 0)
+            .map(|t| {
+                use chrono::Datelike;
+                (t.year(), t.month(), t.day())
+            })
+            .unwrap_or((1970, 1, 1));
+        Context {
+            country: record_country.or(opts.default_country),
+            date_order: opts.date_order,
+            today,
+        }
+    }
+}
+
+/// The result of normalizing one value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Normalized {
+    /// The normalized text; hash it to send it.
+    Value(String),
+    /// The input already was a SHA-256 digest: sent as given (lowercased).
+    PreHashed(Sha256),
+}
+
+/// Normalizes `value` for `field` into `out` (cleared first). Returns `Ok(None)`
+/// when the value is normalized text in `out`, `Ok(Some(hash))` when it already
+/// was a SHA-256 digest.
+pub fn normalize_into(
+    field: Field,
+    value: &str,
+    ctx: &Context,
+    out: &mut String,
+) -> Result<Option<Sha256>, DropReason> {
+    out.clear();
+    if let Some(h) = Sha256::parse_hex(value) {
+        return Ok(Some(h));
+    }
+    if value.trim().is_empty() {
+        return Err(DropReason::new("empty", "is empty"));
+    }
+    match field {
+        Field::Em => email::normalize(value, out)?,
+        Field::Ph => phone::normalize(value, ctx.country, out)?,
+        Field::Fn | Field::Ln => text::letters_only(value, out, "name", "has no letters")?,
+        Field::Ct => text::letters_only(value, out, "city", "has no letters")?,
+        Field::St => location::state(value, ctx.country, out)?,
+        Field::Zp => location::zip(value, ctx.country, out)?,
+        Field::Country => {
+            let code = country::lookup_country(value).ok_or_else(|| {
+                DropReason::new(
+                    "country.unknown",
+                    "is not an ISO 3166-1 country name or alpha-2/alpha-3 code",
+                )
+            })?;
+            out.push_str(code.as_str());
+        }
+        Field::Ge => gender::normalize(value, out)?,
+        Field::Db => dob::normalize(value, ctx.date_order, ctx.today, out)?,
+        Field::ExternalId => text::trimmed(value, out),
+    }
+    Ok(None)
+}
+
+/// Normalizes `value` for `field` and returns the text (or the digest it already was).
+pub fn normalize(field: Field, value: &str, ctx: &Context) -> Result<Normalized, DropReason> {
+    let mut out = String::new();
+    match normalize_into(field, value, ctx, &mut out)? {
+        Some(h) => Ok(Normalized::PreHashed(h)),
+        None => Ok(Normalized::Value(out)),
+    }
+}
+
+/// Normalizes then hashes; `scratch` is reused between calls to avoid allocation.
+#[inline]
+pub fn hash_field(
+    field: Field,
+    value: &str,
+    ctx: &Context,
+    scratch: &mut String,
+) -> Result<Sha256, DropReason> {
+    match normalize_into(field, value, ctx, scratch)? {
+        Some(h) => Ok(h),
+        None => Ok(Sha256::of(scratch)),
+    }
+}

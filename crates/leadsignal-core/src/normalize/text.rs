@@ -1,0 +1,101 @@
+//! Letter-only text (names, cities) and trimmed identifiers.
+
+use super::DropReason;
+use unicode_normalization::UnicodeNormalization;
+use unicode_properties::{GeneralCategoryGroup, UnicodeGeneralCategory};
+
+/// Lowercases and keeps only letters and combining marks of every script
+/// (Unicode categories L and M), after Unicode NFC: `Mary-Ann` → `maryann`,
+/// `São Paulo` → `sãopaulo`, `Valéry` → `valéry` (precomposed é).
+/// Punctuation, symbols, digits and spaces go.
+pub(super) fn letters_only(
+    value: &str,
+    out: &mut String,
+    what: &'static str,
+    empty_message: &'static str,
+) -> Result<(), DropReason> {
+    if value.is_ascii() {
+        out.extend(
+            value
+                .bytes()
+                .filter(u8::is_ascii_alphabetic)
+                .map(|b| b.to_ascii_lowercase() as char),
+        );
+    } else {
+        for c in value.nfc() {
+            if is_letter_or_mark(c) {
+                out.extend(c.to_lowercase());
+            }
+        }
+    }
+    if out.is_empty() {
+        return Err(DropReason::new(
+            if what == "name" {
+                "name.no_letters"
+            } else {
+                "city.no_letters"
+            },
+            empty_message,
+        ));
+    }
+    Ok(())
+}
+
+/// Letters, marks and digits (for non-US regions and postcodes).
+pub(super) fn alphanumeric_lower(value: &str, out: &mut String) {
+    if value.is_ascii() {
+        out.extend(
+            value
+                .bytes()
+                .filter(u8::is_ascii_alphanumeric)
+                .map(|b| b.to_ascii_lowercase() as char),
+        );
+    } else {
+        for c in value.nfc() {
+            if is_letter_or_mark(c) || c.general_category_group() == GeneralCategoryGroup::Number {
+                out.extend(c.to_lowercase());
+            }
+        }
+    }
+}
+
+#[inline]
+pub(super) fn is_letter_or_mark(c: char) -> bool {
+    matches!(
+        c.general_category_group(),
+        GeneralCategoryGroup::Letter | GeneralCategoryGroup::Mark
+    )
+}
+
+/// `external_id`: trimmed and NFC-normalized, case kept (CRM record IDs such as
+/// Salesforce's are case-sensitive; lowercasing would merge distinct people).
+pub(super) fn trimmed(value: &str, out: &mut String) {
+    let t = value.trim();
+    if t.is_ascii() {
+        out.push_str(t);
+    } else {
+        out.extend(t.nfc());
+    }
+}
+
+/// ASCII key for table look-ups: letters only, lowercase, accents removed
+/// (`Québec` → `quebec`, `U.S.A.` → `usa`).
+pub(super) fn fold_key(value: &str, out: &mut String) {
+    out.clear();
+    if value.is_ascii() {
+        out.extend(
+            value
+                .bytes()
+                .filter(u8::is_ascii_alphabetic)
+                .map(|b| b.to_ascii_lowercase() as char),
+        );
+    } else {
+        for c in value.nfd() {
+            if c.is_ascii_alphabetic() {
+                out.push(c.to_ascii_lowercase());
+            } else if c == 'ß' {
+                out.push_str("ss");
+            }
+        }
+    }
+}

@@ -1,0 +1,317 @@
+//! `prepare`: where a CRM stage change becomes the event Meta receives.
+//! Maps the stage, normalizes and hashes contact data, applies the rules.
+//! Raw personal data stops here.
+
+use crate::event::{CustomData, ServerEvent, UserData, ACTION_SOURCE, EVENT_SOURCE};
+use crate::event_id::{event_id, LeadKey};
+use crate::funnel::{Funnel, Lifecycle, StageIndex, StageRef};
+use crate::hash::Sha256;
+use crate::normalize::{hash_field, lookup_country, Context, Field, NormalizeOptions};
+use crate::profile::{apply_legacy, Profile};
+use crate::rules::{check_data_processing, TimeRules};
+use crate::stage_change::StageChange;
+use crate::violation::{Dropped, Violation};
+
+/// What `prepare` needs to know (built once from the configuration).
+#[derive(Debug, Clone)]
+pub struct PrepareConfig {
+    /// The CRM dataset (pixel) ID.
+    pub dataset_id: String,
+    /// The CRM's name, sent as `custom_data.lead_event_source`.
+    pub lead_event_source: String,
+    /// The funnel.
+    pub funnel: Funnel,
+    /// Normalization settings.
+    pub normalize: NormalizeOptions,
+    /// Time window settings.
+    pub time: TimeRules,
+    /// Payload profile.
+    pub profile: Profile,
+}
+
+/// A stage change turned into an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prepared {
+    /// The event exactly as Meta will receive it.
+    pub event: ServerEvent,
+    /// Funnel stage (None for an unmapped CRM stage).
+    pub stage: Option<StageIndex>,
+    /// Meta lifecycle category of the stage.
+    pub lifecycle: Lifecycle,
+    /// The CRM's stage name as given.
+    pub crm_stage: String,
+    /// Who the event is about (the idempotency key's lead part).
+    pub lead_key: LeadKey,
+    /// Last moment the event may be sent (Unix seconds).
+    pub send_by: i64,
+    /// Contact values left out, with reasons.
+    pub dropped: Vec<Dropped>,
+}
+
+/// Identifier sets that are not enough on their own (Meta's baseline rule,
+/// Graph v13.0+); `client_user_agent` never occurs in CRM events.
+const BASELINE_INVALID: &[&[&str]] = &[
+    &["ct", "country", "st", "zp", "ge"],
+    &["db"],
+    &["fn", "ge"],
+    &["ln", "ge"],
+];
+
+/// Turns one stage change into a `ServerEvent`, or says every reason it cannot.
+pub fn prepare(
+    sc: &StageChange,
+    cfg: &PrepareConfig,
+    now: i64,
+) -> Result<Prepared, Vec<Violation>> {
+    let mut violations = Vec::new();
+
+    let stage = cfg.funnel.resolve(&sc.stage);
+    if stage.is_none() {
+        violations.push(unknown_stage(&sc.stage, &cfg.funnel));
+    }
+    cfg.time
+        .check(sc.changed_at, sc.lead_created_at, now, &mut violations);
+    if cfg.lead_event_source.trim().is_empty() {
+        violations.push(Violation::new(
+            "custom_data.lead_event_source",
+            None,
+            "lead_event_source is empty: set [crm] name to the CRM's name (HubSpot, Salesforce, In-house CRM, ...)",
+        ));
+    }
+    if let Some(dp) = &sc.data_processing {
+        check_data_processing(dp, &mut violations);
+    }
+
+    let mut dropped = Vec::new();
+    let user_data = user_data(sc, cfg, now, &mut dropped);
+    let keys = user_data.keys();
+    if keys.is_empty() {
+        violations.push(Violation::new(
+            "identifier.none",
+            None,
+            "no usable identifier: give a lead_id, an email, a phone or other contact data",
+        ));
+    } else if BASELINE_INVALID
+        .iter()
+        .any(|set| keys.iter().all(|k| set.contains(k)))
+    {
+        violations.push(Violation::new(
+            "identifier.baseline_invalid",
+            None,
+            format!(
+                "the only identifiers ({}) are too weak for Meta to match on; add a lead_id, email or phone",
+                keys.join(", ")
+            ),
+        ));
+    }
+
+    let Some(stage) = stage.filter(|_| violations.is_empty()) else {
+        // Explain dropped fields too: they may be why no identifier is left.
+        violations.extend(dropped.into_iter().map(|d| Violation {
+            code: d.rule,
+            field: Some(d.field),
+            message: format!("dropped: {}", d.message),
+        }));
+        return Err(violations);
+    };
+
+    let (index, name, lifecycle) = match stage {
+        StageRef::Known(i) => {
+            let s = cfg.funnel.stage(i);
+            (Some(i), s.name.as_str(), s.meta)
+        }
+        StageRef::Unmapped(name) => (None, name, Lifecycle::NotAssigned),
+    };
+    let lead_key = lead_key(sc, &user_data);
+    let mut event = ServerEvent {
+        event_name: name.to_string(),
+        event_time: sc.changed_at,
+        action_source: ACTION_SOURCE.to_string(),
+        event_id: event_id(&cfg.dataset_id, &lead_key, name, sc.changed_at),
+        user_data,
+        custom_data: CustomData {
+            event_source: EVENT_SOURCE.to_string(),
+            lead_event_source: cfg.lead_event_source.trim().to_string(),
+            facebook_lifecycle_stage_name: None,
+            lifecycle_stage_name: None,
+        },
+        data_processing_options: None,
+        data_processing_options_country: None,
+        data_processing_options_state: None,
+    };
+    if let Some(dp) = &sc.data_processing {
+        event.data_processing_options = Some(dp.options.clone());
+        event.data_processing_options_country = dp.country;
+        event.data_processing_options_state = dp.state;
+    }
+    if cfg.profile == Profile::LegacyV7 {
+        apply_legacy(&mut event, lifecycle.as_str(), sc.stage.trim());
+    }
+    Ok(Prepared {
+        event,
+        stage: index,
+        lifecycle,
+        crm_stage: sc.stage.trim().to_string(),
+        lead_key,
+        send_by: cfg.time.send_by(sc.changed_at),
+        dropped,
+    })
+}
+
+fn unknown_stage(stage: &str, funnel: &Funnel) -> Violation {
+    if stage.trim().is_empty() {
+        return Violation::new("stage.missing", Some("stage"), "is empty");
+    }
+    let known: Vec<String> = funnel
+        .stages()
+        .iter()
+        .map(|s| {
+            if s.crm.is_empty() {
+                format!("{:?}", s.name)
+            } else {
+                format!("{:?} ({})", s.name, s.crm.join(", "))
+            }
+        })
+        .collect();
+    Violation::new(
+        "stage.unknown",
+        Some("stage"),
+        format!(
+            "CRM stage {:?} is not in the funnel; add it to a stage's crm list in [funnel] or set funnel.unknown_stage = \"not_assigned\". Known stages: {}",
+            stage.trim(),
+            known.join("; ")
+        ),
+    )
+}
+
+/// Builds `user_data`: lead ID and click IDs as they are, contact fields
+/// normalized and hashed, with a reason for every value left out.
+fn user_data(
+    sc: &StageChange,
+    cfg: &PrepareConfig,
+    now: i64,
+    dropped: &mut Vec<Dropped>,
+) -> UserData {
+    let c = &sc.contact;
+    let record_country = c.country.as_deref().and_then(lookup_country);
+    let ctx = Context::new(&cfg.normalize, record_country, now);
+    let mut ud = UserData {
+        lead_id: sc.lead_id,
+        ..UserData::default()
+    };
+    let mut scratch = String::with_capacity(64);
+    let fields: [(Field, &Option<String>); 11] = [
+        (Field::Em, &c.email),
+        (Field::Ph, &c.phone),
+        (Field::Fn, &c.first_name),
+        (Field::Ln, &c.last_name),
+        (Field::Ge, &c.gender),
+        (Field::Db, &c.date_of_birth),
+        (Field::Ct, &c.city),
+        (Field::St, &c.state),
+        (Field::Zp, &c.zip),
+        (Field::Country, &c.country),
+        (Field::ExternalId, &c.external_id),
+    ];
+    for (field, value) in fields {
+        let Some(value) = value.as_deref() else {
+            continue;
+        };
+        if value.trim().is_empty() {
+            continue;
+        }
+        match hash_field(field, value, &ctx, &mut scratch) {
+            Ok(h) => ud.slot_mut(field).push(h),
+            Err(reason) => dropped.push(Dropped {
+                field: field.record_name(),
+                rule: reason.rule,
+                message: reason.message.into_owned(),
+            }),
+        }
+    }
+    ud.fbc = click_id(sc.fbc.as_deref(), "fbc", dropped);
+    ud.fbp = click_id(sc.fbp.as_deref(), "fbp", dropped);
+    ud
+}
+
+/// `fb.<subdomain index>.<creation time ms>.<id>[.<suffix>]`, passed through
+/// byte for byte (the ID part is case-sensitive).
+fn click_id(
+    value: Option<&str>,
+    field: &'static str,
+    dropped: &mut Vec<Dropped>,
+) -> Option<String> {
+    let v = value?.trim();
+    if v.is_empty() {
+        return None;
+    }
+    let mut parts = v.splitn(4, '.');
+    let ok = parts.next() == Some("fb")
+        && parts
+            .next()
+            .is_some_and(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+        && parts.next().is_some_and(|s| {
+            s.len() >= 12 && s.len() <= 14 && s.bytes().all(|b| b.is_ascii_digit())
+        })
+        && parts
+            .next()
+            .is_some_and(|s| !s.is_empty() && !s.contains(char::is_whitespace));
+    if ok {
+        Some(v.to_string())
+    } else {
+        dropped.push(Dropped {
+            field,
+            rule: if field == "fbc" {
+                "fbc.format"
+            } else {
+                "fbp.format"
+            },
+            message: format!(
+                "is not of the form fb.<subdomain index>.<creation time in ms>.<{}>",
+                if field == "fbc" {
+                    "fbclid"
+                } else {
+                    "random number"
+                }
+            ),
+        });
+        None
+    }
+}
+
+fn lead_key(sc: &StageChange, ud: &UserData) -> LeadKey {
+    if let Some(id) = sc.lead_id {
+        return LeadKey::LeadId(id);
+    }
+    if let Some(crm) = sc
+        .crm_id
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        return LeadKey::CrmId(crm.to_string());
+    }
+    for field in [Field::Em, Field::Ph, Field::ExternalId] {
+        if let Some(h) = ud.slot(field).first() {
+            return LeadKey::Hashed {
+                key: field.meta_key().to_string(),
+                hash: *h,
+            };
+        }
+    }
+    if let Some(fbc) = &ud.fbc {
+        return LeadKey::Hashed {
+            key: "fbc".into(),
+            hash: Sha256::of(fbc),
+        };
+    }
+    // Weak identifiers only: hash them all together.
+    let joined: Vec<String> = Field::ALL
+        .iter()
+        .flat_map(|f| ud.slot(*f).iter().map(move |h| format!("{f}={h}")))
+        .collect();
+    LeadKey::Hashed {
+        key: "user_data".into(),
+        hash: Sha256::of(&joined.join("&")),
+    }
+}
