@@ -1,13 +1,12 @@
 //! `em`: trimmed, lowercased, NFC; must look like `local@domain.tld`.
 
+use super::text::strip_prefix_ci;
 use super::DropReason;
 use unicode_normalization::UnicodeNormalization;
 
 pub(super) fn normalize(value: &str, out: &mut String) -> Result<(), DropReason> {
-    let mut v = value.trim();
-    if v.len() > 7 && v[..7].eq_ignore_ascii_case("mailto:") {
-        v = v[7..].trim();
-    }
+    let v = value.trim();
+    let v = strip_prefix_ci(v, "mailto:").map_or(v, str::trim);
     if v.is_ascii() {
         out.extend(v.bytes().map(|b| b.to_ascii_lowercase() as char));
     } else {

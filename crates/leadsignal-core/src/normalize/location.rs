@@ -1,7 +1,7 @@
 //! `st` and `zp`, which depend on the record's country.
 
 use super::country::CountryCode;
-use super::text::{alphanumeric_lower, fold_key};
+use super::text::{alphanumeric_lower, fold_key, strip_prefix_ci};
 use super::DropReason;
 
 const US: CountryCode = CountryCode(*b"us");
@@ -143,10 +143,11 @@ pub(super) fn state(
     if north_america {
         // "US-CA", "CA-ON": ISO 3166-2 codes; the part after the dash counts.
         let t = value.trim();
-        let iso = t.len() == 5
-            && (t[..3].eq_ignore_ascii_case("us-") || t[..3].eq_ignore_ascii_case("ca-"));
+        let iso = (t.len() == 5)
+            .then(|| strip_prefix_ci(t, "us-").or_else(|| strip_prefix_ci(t, "ca-")))
+            .flatten();
         let mut key = String::with_capacity(value.len());
-        fold_key(if iso { &t[3..] } else { value }, &mut key);
+        fold_key(iso.unwrap_or(value), &mut key);
         let key = key.as_str();
         if key.len() == 2 && CODES.contains(&key) {
             out.push_str(key);

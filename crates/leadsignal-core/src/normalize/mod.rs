@@ -149,7 +149,12 @@ pub struct NormalizeOptions {
 #[derive(Debug, Clone, Copy)]
 pub struct Context {
     /// The record's own country, when it has a valid one; else the default.
+    /// Decides how national phone numbers are read.
     pub country: Option<CountryCode>,
+    /// The record's own country only. States and postcodes follow strict US
+    /// or Canadian rules only when the record says so; a default country
+    /// alone does not turn a UK postcode into a bad ZIP.
+    pub record_country: Option<CountryCode>,
     /// Ambiguous date order.
     pub date_order: DateOrder,
     /// Today (UTC) as (year, month, day), for date-of-birth range checks.
@@ -167,6 +172,7 @@ impl Context {
             .unwrap_or((1970, 1, 1));
         Context {
             country: record_country.or(opts.default_country),
+            record_country,
             date_order: opts.date_order,
             today,
         }
@@ -203,8 +209,8 @@ pub fn normalize_into(
         Field::Ph => phone::normalize(value, ctx.country, out)?,
         Field::Fn | Field::Ln => text::letters_only(value, out, "name", "has no letters")?,
         Field::Ct => text::letters_only(value, out, "city", "has no letters")?,
-        Field::St => location::state(value, ctx.country, out)?,
-        Field::Zp => location::zip(value, ctx.country, out)?,
+        Field::St => location::state(value, ctx.record_country, out)?,
+        Field::Zp => location::zip(value, ctx.record_country, out)?,
         Field::Country => {
             let code = country::lookup_country(value).ok_or_else(|| {
                 DropReason::new(

@@ -9,6 +9,7 @@
 //! number and keeps the `(0)` of `+44 (0)20 …` in the result.
 
 use super::country::CountryCode;
+use super::text::strip_prefix_ci;
 use super::DropReason;
 use phonenumber::metadata::{Metadata, DATABASE};
 use std::collections::HashMap;
@@ -116,10 +117,8 @@ impl Shape {
 }
 
 fn read_shape(value: &str) -> Result<Shape, DropReason> {
-    let mut v = value.trim();
-    if v.len() > 4 && v[..4].eq_ignore_ascii_case("tel:") {
-        v = v[4..].trim_start();
-    }
+    let v = value.trim();
+    let v = strip_prefix_ci(v, "tel:").map_or(v, str::trim_start);
     let bytes = v.as_bytes();
     let mut shape = Shape {
         digits: [0; MAX_INPUT_DIGITS],
@@ -298,6 +297,14 @@ fn national(digits: &str, region: CountryCode, out: &mut String) -> Result<(), D
     if plain {
         return emit(cc, digits, out);
     }
+    // 5. Longer than any national number here: an international number
+    //    written without "+" (as Meta's own normalized form is).
+    if digits.len() >= 11 {
+        if let Ok(()) = international(digits, out) {
+            return Ok(());
+        }
+        out.clear();
+    }
     Err(length_error(cc, digits.len()))
 }
 
@@ -382,6 +389,7 @@ mod tests {
             ("+33 6 12 34 56 78", None, "33612345678"),
             ("33612345678", None, "33612345678"),
             ("tel:+1-650-555-1212", None, "16505551212"),
+            ("33612345678", us, "33612345678"),
             ("+1\u{a0}650\u{2011}555\u{2011}1212", None, "16505551212"),
         ] {
             assert_eq!(

@@ -22,11 +22,7 @@ pub(super) fn letters_only(
                 .map(|b| b.to_ascii_lowercase() as char),
         );
     } else {
-        for c in value.nfc() {
-            if is_letter_or_mark(c) {
-                out.extend(c.to_lowercase());
-            }
-        }
+        keep_nfc(value, out, false);
     }
     if out.is_empty() {
         return Err(DropReason::new(
@@ -51,20 +47,35 @@ pub(super) fn alphanumeric_lower(value: &str, out: &mut String) {
                 .map(|b| b.to_ascii_lowercase() as char),
         );
     } else {
-        for c in value.nfc() {
-            if is_letter_or_mark(c) || c.general_category_group() == GeneralCategoryGroup::Number {
-                out.extend(c.to_lowercase());
-            }
-        }
+        keep_nfc(value, out, true);
     }
 }
 
-#[inline]
-pub(super) fn is_letter_or_mark(c: char) -> bool {
-    matches!(
-        c.general_category_group(),
-        GeneralCategoryGroup::Letter | GeneralCategoryGroup::Mark
-    )
+/// Keeps letters (and digits when asked), lowercased, after NFC. A combining
+/// mark stays only with the character it belongs to: the accent on a removed
+/// apostrophe goes with the apostrophe.
+fn keep_nfc(value: &str, out: &mut String, digits: bool) {
+    let mut base_kept = false;
+    for c in value.nfc() {
+        let keep = match c.general_category_group() {
+            GeneralCategoryGroup::Letter => true,
+            GeneralCategoryGroup::Number => digits,
+            GeneralCategoryGroup::Mark => base_kept,
+            _ => false,
+        };
+        if keep {
+            out.extend(c.to_lowercase());
+        }
+        if c.general_category_group() != GeneralCategoryGroup::Mark {
+            base_kept = keep;
+        }
+    }
+    // Lowercasing can produce sequences that compose (İ → i + U+0307 stays,
+    // but others may not): keep the result in NFC.
+    if !unicode_normalization::is_nfc(out) {
+        let nfc: String = out.nfc().collect();
+        *out = nfc;
+    }
 }
 
 /// `external_id`: trimmed and NFC-normalized, case kept (CRM record IDs such as
@@ -98,4 +109,11 @@ pub(super) fn fold_key(value: &str, out: &mut String) {
             }
         }
     }
+}
+
+/// `value` without `prefix` (ASCII, any case), if it starts with it.
+pub(super) fn strip_prefix_ci<'a>(value: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = value.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &value[prefix.len()..])
 }
