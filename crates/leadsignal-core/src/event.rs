@@ -1,8 +1,15 @@
 //! `ServerEvent`: the exact JSON object Meta receives for one event.
 
+use crate::event_id::EventId;
 use crate::hash::Sha256;
 use crate::lead_id::LeadId;
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
+use std::borrow::Cow;
+use std::sync::Arc;
+
+/// The digests of one hashed key (usually one; Meta accepts a list).
+pub type Hashes = SmallVec<[Sha256; 1]>;
 
 /// Always `system_generated` for Conversion Leads.
 pub const ACTION_SOURCE: &str = "system_generated";
@@ -14,13 +21,13 @@ pub const EVENT_SOURCE: &str = "crm";
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServerEvent {
     /// The funnel stage's name.
-    pub event_name: String,
+    pub event_name: Arc<str>,
     /// Unix seconds when the stage changed.
     pub event_time: i64,
     /// `system_generated`.
-    pub action_source: String,
+    pub action_source: Cow<'static, str>,
     /// Deterministic ID (see [`crate::event_id`]).
-    pub event_id: String,
+    pub event_id: EventId,
     /// Identifiers, hashed where Meta requires it.
     pub user_data: UserData,
     /// `event_source`, `lead_event_source` (and legacy fields by profile).
@@ -43,38 +50,38 @@ pub struct UserData {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lead_id: Option<LeadId>,
     /// Email.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub em: Vec<Sha256>,
+    #[serde(default, skip_serializing_if = "SmallVec::is_empty")]
+    pub em: Hashes,
     /// Phone.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub ph: Vec<Sha256>,
+    #[serde(default, skip_serializing_if = "SmallVec::is_empty")]
+    pub ph: Hashes,
     /// First name.
-    #[serde(default, rename = "fn", skip_serializing_if = "Vec::is_empty")]
-    pub fn_: Vec<Sha256>,
+    #[serde(default, rename = "fn", skip_serializing_if = "SmallVec::is_empty")]
+    pub fn_: Hashes,
     /// Last name.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub ln: Vec<Sha256>,
+    #[serde(default, skip_serializing_if = "SmallVec::is_empty")]
+    pub ln: Hashes,
     /// Gender.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub ge: Vec<Sha256>,
+    #[serde(default, skip_serializing_if = "SmallVec::is_empty")]
+    pub ge: Hashes,
     /// Date of birth.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub db: Vec<Sha256>,
+    #[serde(default, skip_serializing_if = "SmallVec::is_empty")]
+    pub db: Hashes,
     /// City.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub ct: Vec<Sha256>,
+    #[serde(default, skip_serializing_if = "SmallVec::is_empty")]
+    pub ct: Hashes,
     /// State.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub st: Vec<Sha256>,
+    #[serde(default, skip_serializing_if = "SmallVec::is_empty")]
+    pub st: Hashes,
     /// Postal code.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub zp: Vec<Sha256>,
+    #[serde(default, skip_serializing_if = "SmallVec::is_empty")]
+    pub zp: Hashes,
     /// Country.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub country: Vec<Sha256>,
+    #[serde(default, skip_serializing_if = "SmallVec::is_empty")]
+    pub country: Hashes,
     /// Advertiser's ID for the person.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub external_id: Vec<Sha256>,
+    #[serde(default, skip_serializing_if = "SmallVec::is_empty")]
+    pub external_id: Hashes,
     /// Click ID, unhashed, byte for byte.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fbc: Option<String>,
@@ -85,7 +92,7 @@ pub struct UserData {
 
 impl UserData {
     /// The slot of a hashed field.
-    pub fn slot_mut(&mut self, field: crate::Field) -> &mut Vec<Sha256> {
+    pub fn slot_mut(&mut self, field: crate::Field) -> &mut Hashes {
         use crate::Field::*;
         match field {
             Em => &mut self.em,
@@ -145,9 +152,9 @@ impl UserData {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CustomData {
     /// `crm`.
-    pub event_source: String,
+    pub event_source: Cow<'static, str>,
     /// The CRM's name (`[crm] name`).
-    pub lead_event_source: String,
+    pub lead_event_source: Arc<str>,
     /// `legacy-v7` profile only: Meta's lifecycle category.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub facebook_lifecycle_stage_name: Option<String>,

@@ -33,13 +33,104 @@ impl fmt::Display for LeadKey {
     }
 }
 
-/// The `event_id` of an event: 32 hex digits derived from (dataset, lead,
-/// stage, event_time), so that re-sending or re-importing the same stage
-/// change always yields the same ID, and Meta and the outbox can deduplicate.
-pub fn event_id(dataset_id: &str, lead: &LeadKey, stage: &str, event_time: i64) -> String {
-    let material = format!("leadsignal/event_id/v1\n{dataset_id}\n{lead}\n{stage}\n{event_time}");
-    let hex = Sha256::of(&material).to_hex_bytes();
-    String::from_utf8(hex[..32].to_vec()).expect("hex digits are ASCII")
+/// A deterministic event ID: 32 lowercase hex digits.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EventId([u8; 32]);
+
+impl EventId {
+    /// The ID as text.
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).expect("hex digits are ASCII")
+    }
+
+    /// Parses an ID of 32 hex digits.
+    pub fn parse(s: &str) -> Option<EventId> {
+        let b = s.as_bytes();
+        (b.len() == 32
+            && b.iter()
+                .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c)))
+        .then(|| EventId(b.try_into().expect("length checked")))
+    }
+}
+
+impl fmt::Display for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Debug for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "EventId({})", self.as_str())
+    }
+}
+
+impl Serialize for EventId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for EventId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        EventId::parse(&s)
+            .ok_or_else(|| serde::de::Error::custom("expected 32 lowercase hex digits"))
+    }
+}
+
+/// Appends `bytes` with a one-byte length (or a marker and a digest when
+/// longer than 127 bytes), so that the material is unambiguous.
+fn push_field(material: &mut Vec<u8>, bytes: &[u8]) {
+    if bytes.len() < 128 {
+        material.push(bytes.len() as u8);
+        material.extend_from_slice(bytes);
+    } else {
+        material.push(0xff);
+        material.extend_from_slice(&Sha256::of_bytes(bytes).0);
+    }
+}
+
+/// Numeric strings (dataset IDs) as 8 bytes, others length-prefixed.
+fn push_id(material: &mut Vec<u8>, id: &str) {
+    match id.parse::<u64>() {
+        Ok(n) if !id.starts_with('0') && id.len() <= 19 => {
+            material.push(0xfe);
+            material.extend_from_slice(&n.to_be_bytes());
+        }
+        _ => push_field(material, id.as_bytes()),
+    }
+}
+
+/// The `event_id` of an event: the first 128 bits, in hex, of SHA-256 over
+/// (dataset, lead, stage, event_time), so that re-sending or re-importing the
+/// same stage change always yields the same ID, and Meta and the outbox can
+/// deduplicate. The material is a compact binary encoding so that the usual
+/// case (numeric dataset, lead_id, a stage name of up to 25 bytes) costs one
+/// SHA-256 block.
+pub fn event_id(dataset_id: &str, lead: &LeadKey, stage: &str, event_time: i64) -> EventId {
+    let mut material = Vec::with_capacity(64);
+    material.push(1); // version
+    push_id(&mut material, dataset_id);
+    match lead {
+        LeadKey::LeadId(id) => {
+            material.push(b'L');
+            material.extend_from_slice(&id.get().to_be_bytes());
+        }
+        LeadKey::CrmId(id) => {
+            material.push(b'C');
+            push_field(&mut material, id.as_bytes());
+        }
+        LeadKey::Hashed { key, hash } => {
+            material.push(b'H');
+            push_field(&mut material, key.as_bytes());
+            material.extend_from_slice(&hash.0);
+        }
+    }
+    push_field(&mut material, stage.as_bytes());
+    material.extend_from_slice(&event_time.to_be_bytes());
+    let hex = Sha256::of_bytes(&material).to_hex_bytes();
+    EventId(hex[..32].try_into().expect("32 of 64 hex digits"))
 }
 
 #[cfg(test)]
@@ -51,7 +142,8 @@ mod tests {
         let lead = LeadKey::LeadId(LeadId::parse("1234567890123456").unwrap());
         let a = event_id("1", &lead, "Lead", 100);
         assert_eq!(a, event_id("1", &lead, "Lead", 100));
-        assert_eq!(a.len(), 32);
+        assert_eq!(a.as_str().len(), 32);
+        assert_eq!(EventId::parse(a.as_str()), Some(a));
         assert_ne!(a, event_id("2", &lead, "Lead", 100));
         assert_ne!(
             a,

@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::sync::Arc;
 
 /// Meta's lifecycle categories (`facebook_lifecycle_stage_name`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -110,6 +111,8 @@ pub enum FunnelError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Funnel {
     stages: Vec<StageSpec>,
+    /// Trimmed stage names, shared by every event of the stage.
+    names: Vec<Arc<str>>,
     /// (lowercased CRM name, stage index), for look-ups.
     crm_names: Vec<(String, StageIndex)>,
     /// Accept CRM stages outside the funnel as `NOT_ASSIGNED`.
@@ -163,6 +166,7 @@ impl Funnel {
             }
         }
         Ok(Funnel {
+            names: stages.iter().map(|s| Arc::from(s.name.trim())).collect(),
             stages,
             crm_names,
             allow_unmapped,
@@ -220,6 +224,11 @@ impl Funnel {
     /// The stage at `i`.
     pub fn stage(&self, i: StageIndex) -> &StageSpec {
         &self.stages[i]
+    }
+
+    /// The `event_name` of stage `i` (its trimmed name).
+    pub fn event_name(&self, i: StageIndex) -> &Arc<str> {
+        &self.names[i]
     }
 
     /// Whether unknown CRM stages are sent as `NOT_ASSIGNED`.

@@ -14,7 +14,13 @@ impl Sha256 {
     /// Hashes the UTF-8 bytes of `normalized`.
     #[inline]
     pub fn of(normalized: &str) -> Self {
-        Sha256(Hasher::digest(normalized.as_bytes()).into())
+        Self::of_bytes(normalized.as_bytes())
+    }
+
+    /// Hashes raw bytes.
+    #[inline]
+    pub fn of_bytes(bytes: &[u8]) -> Self {
+        Sha256(Hasher::digest(bytes).into())
     }
 
     /// Parses a value that already is a SHA-256 digest: exactly 64 hex digits,

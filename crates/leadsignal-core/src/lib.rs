@@ -26,7 +26,7 @@
 //!     ..Default::default()
 //! };
 //! let p = prepare(&sc, &cfg, now).unwrap();
-//! assert_eq!(p.event.event_name, "Marketing Qualified Lead");
+//! assert_eq!(&*p.event.event_name, "Marketing Qualified Lead");
 //! assert_eq!(p.event.user_data.em[0].to_string(),
 //!            "62a14e44f765419d10fea99367361a727c12365e2520f32218d505ed9aa0f62f");
 //! ```
@@ -46,8 +46,8 @@ pub mod rules;
 pub mod stage_change;
 pub mod violation;
 
-pub use event::{CustomData, EventsRequest, ServerEvent, UserData};
-pub use event_id::{event_id, LeadKey};
+pub use event::{CustomData, EventsRequest, Hashes, ServerEvent, UserData};
+pub use event_id::{event_id, EventId, LeadKey};
 pub use funnel::{Funnel, FunnelError, Lifecycle, StageIndex, StageRef, StageSpec};
 pub use hash::Sha256;
 pub use lead_id::{LeadId, LeadIdError};

@@ -11,14 +11,16 @@ use crate::profile::{apply_legacy, Profile};
 use crate::rules::{check_data_processing, TimeRules};
 use crate::stage_change::StageChange;
 use crate::violation::{Dropped, Violation};
+use std::borrow::Cow;
+use std::sync::Arc;
 
 /// What `prepare` needs to know (built once from the configuration).
 #[derive(Debug, Clone)]
 pub struct PrepareConfig {
     /// The CRM dataset (pixel) ID.
     pub dataset_id: String,
-    /// The CRM's name, sent as `custom_data.lead_event_source`.
-    pub lead_event_source: String,
+    /// The CRM's name, sent as `custom_data.lead_event_source` (trimmed).
+    pub lead_event_source: Arc<str>,
     /// The funnel.
     pub funnel: Funnel,
     /// Normalization settings.
@@ -116,22 +118,28 @@ pub fn prepare(
     };
 
     let (index, name, lifecycle) = match stage {
-        StageRef::Known(i) => {
-            let s = cfg.funnel.stage(i);
-            (Some(i), s.name.as_str(), s.meta)
-        }
-        StageRef::Unmapped(name) => (None, name, Lifecycle::NotAssigned),
+        StageRef::Known(i) => (
+            Some(i),
+            cfg.funnel.event_name(i).clone(),
+            cfg.funnel.stage(i).meta,
+        ),
+        StageRef::Unmapped(name) => (None, Arc::from(name), Lifecycle::NotAssigned),
     };
     let lead_key = lead_key(sc, &user_data);
+    let lead_event_source = if cfg.lead_event_source.trim().len() == cfg.lead_event_source.len() {
+        cfg.lead_event_source.clone()
+    } else {
+        Arc::from(cfg.lead_event_source.trim())
+    };
     let mut event = ServerEvent {
-        event_name: name.to_string(),
+        event_id: event_id(&cfg.dataset_id, &lead_key, &name, sc.changed_at),
+        event_name: name,
         event_time: sc.changed_at,
-        action_source: ACTION_SOURCE.to_string(),
-        event_id: event_id(&cfg.dataset_id, &lead_key, name, sc.changed_at),
+        action_source: Cow::Borrowed(ACTION_SOURCE),
         user_data,
         custom_data: CustomData {
-            event_source: EVENT_SOURCE.to_string(),
-            lead_event_source: cfg.lead_event_source.trim().to_string(),
+            event_source: Cow::Borrowed(EVENT_SOURCE),
+            lead_event_source,
             facebook_lifecycle_stage_name: None,
             lifecycle_stage_name: None,
         },
@@ -218,6 +226,12 @@ fn user_data(
             continue;
         };
         if value.trim().is_empty() {
+            continue;
+        }
+        // The country was resolved once already, for the context.
+        if let (Field::Country, Some(code)) = (field, record_country) {
+            let h = Sha256::parse_hex(value).unwrap_or_else(|| Sha256::of(code.as_str()));
+            ud.country.push(h);
             continue;
         }
         match hash_field(field, value, &ctx, &mut scratch) {

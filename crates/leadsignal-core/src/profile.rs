@@ -1,9 +1,10 @@
 //! Payload profiles: which shape of event leadsignal produces.
 
+use crate::event::Hashes;
 use crate::event::ServerEvent;
-use crate::hash::Sha256;
 use crate::prepare::Prepared;
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 use std::fmt;
 
 /// The shape of the events produced (`[meta] profile`).
@@ -56,35 +57,35 @@ pub struct RetiredApi;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct OfflineMatchKeys {
     /// Email.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub email: Vec<Sha256>,
+    #[serde(skip_serializing_if = "SmallVec::is_empty")]
+    pub email: Hashes,
     /// Phone.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub phone: Vec<Sha256>,
+    #[serde(skip_serializing_if = "SmallVec::is_empty")]
+    pub phone: Hashes,
     /// First name.
-    #[serde(rename = "fn", skip_serializing_if = "Vec::is_empty")]
-    pub fn_: Vec<Sha256>,
+    #[serde(rename = "fn", skip_serializing_if = "SmallVec::is_empty")]
+    pub fn_: Hashes,
     /// Last name.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub ln: Vec<Sha256>,
+    #[serde(skip_serializing_if = "SmallVec::is_empty")]
+    pub ln: Hashes,
     /// Gender.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub gen: Vec<Sha256>,
+    #[serde(skip_serializing_if = "SmallVec::is_empty")]
+    pub gen: Hashes,
     /// City.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub ct: Vec<Sha256>,
+    #[serde(skip_serializing_if = "SmallVec::is_empty")]
+    pub ct: Hashes,
     /// State.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub st: Vec<Sha256>,
+    #[serde(skip_serializing_if = "SmallVec::is_empty")]
+    pub st: Hashes,
     /// Postal code.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub zip: Vec<Sha256>,
+    #[serde(skip_serializing_if = "SmallVec::is_empty")]
+    pub zip: Hashes,
     /// Country.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub country: Vec<Sha256>,
+    #[serde(skip_serializing_if = "SmallVec::is_empty")]
+    pub country: Hashes,
     /// Advertiser ID.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub extern_id: Vec<Sha256>,
+    #[serde(skip_serializing_if = "SmallVec::is_empty")]
+    pub extern_id: Hashes,
     /// Lead ID, unhashed, as a string.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lead_id: Option<String>,
@@ -136,7 +137,7 @@ impl OfflineEvent {
             event_name: "Other",
             event_time: p.event.event_time,
             custom_data: OfflineCustomData {
-                lead_event_source: p.event.custom_data.lead_event_source.clone(),
+                lead_event_source: p.event.custom_data.lead_event_source.to_string(),
                 facebook_lifecycle_stage_name: p.lifecycle.as_str().to_string(),
                 lifecycle_stage_name: p.crm_stage.clone(),
             },

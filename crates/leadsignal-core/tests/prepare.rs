@@ -180,7 +180,7 @@ fn unknown_stage_message_names_the_fix_and_not_assigned_mode_sends_it() {
     let mut cfg = config();
     cfg.funnel = Funnel::new(Funnel::default_stages(), true).unwrap();
     let p = prepare(&sc, &cfg, NOW).unwrap();
-    assert_eq!(p.event.event_name, "Nurture");
+    assert_eq!(&*p.event.event_name, "Nurture");
     assert_eq!(p.lifecycle, Lifecycle::NotAssigned);
     assert_eq!(p.stage, None);
 }

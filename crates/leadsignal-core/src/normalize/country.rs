@@ -2,7 +2,7 @@
 //! and common aliases are accepted; anything unknown is rejected (never
 //! truncated: `AUT` is Austria, not `au`).
 
-use super::text::fold_key;
+use super::text::{fold_key, KeyBuf};
 use celes::LookupTable;
 use std::collections::HashMap;
 use std::fmt;
@@ -153,7 +153,7 @@ fn index() -> &'static Index {
     INDEX.get_or_init(|| {
         let mut by_key = HashMap::new();
         let mut codes = Vec::new();
-        let mut key = String::new();
+        let mut key = KeyBuf::new();
         let countries = celes::Country::get_countries();
         let code_of = |alpha2: &str| {
             let b = alpha2.as_bytes();
@@ -172,8 +172,8 @@ fn index() -> &'static Index {
         for c in countries.iter() {
             let code = code_of(c.alpha2);
             for name in std::iter::once(c.long_name).chain(c.aliases.iter().copied()) {
-                fold_key(name, &mut key);
-                by_key.entry(key.clone()).or_insert(code);
+                let key = fold_key(name, &mut key);
+                by_key.entry(key.to_string()).or_insert(code);
                 if let Some(short) = key.strip_prefix("the") {
                     by_key.entry(short.to_string()).or_insert(code);
                 }
@@ -193,14 +193,14 @@ pub fn lookup_country(value: &str) -> Option<CountryCode> {
             return Some(c);
         }
     }
-    let mut key = String::with_capacity(value.len());
-    fold_key(value, &mut key);
+    let mut buf = KeyBuf::new();
+    let key = fold_key(value, &mut buf);
     if key.is_empty() {
         return None;
     }
     let idx = index();
     idx.by_key
-        .get(&key)
+        .get(key)
         .or_else(|| key.strip_prefix("the").and_then(|k| idx.by_key.get(k)))
         .copied()
 }

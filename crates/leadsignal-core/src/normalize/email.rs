@@ -29,17 +29,14 @@ fn check(e: &str) -> Result<(), DropReason> {
     if local.is_empty() {
         return Err(DropReason::new("em.invalid", "has nothing before the @"));
     }
-    let labels: Vec<&str> = domain.split('.').collect();
-    if labels.len() < 2 || labels.iter().any(|l| l.is_empty()) {
+    if !domain.contains('.') || domain.split('.').any(str::is_empty) {
         return Err(DropReason::new(
             "em.invalid",
             "domain is not of the form name.tld",
         ));
     }
-    if labels
-        .last()
-        .is_some_and(|tld| tld.chars().count() < 2 || tld.chars().all(|c| c.is_ascii_digit()))
-    {
+    let tld = domain.rsplit('.').next().unwrap_or_default();
+    if tld.chars().count() < 2 || tld.chars().all(|c| c.is_ascii_digit()) {
         return Err(DropReason::new(
             "em.invalid",
             "domain has no valid top-level part",

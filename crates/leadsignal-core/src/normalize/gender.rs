@@ -1,7 +1,7 @@
 //! `ge`: `f` or `m`. Words in several languages map to those; anything else
 //! (other, non-binary, unknown) is dropped, since Meta accepts only the two.
 
-use super::text::fold_key;
+use super::text::{fold_key, KeyBuf};
 use super::DropReason;
 
 const FEMALE: &[&str] = &[
@@ -66,12 +66,12 @@ const MALE: &[&str] = &[
 ];
 
 pub(super) fn normalize(value: &str, out: &mut String) -> Result<(), DropReason> {
-    let mut key = String::with_capacity(value.len());
-    fold_key(value, &mut key);
-    if FEMALE.contains(&key.as_str()) {
+    let mut buf = KeyBuf::new();
+    let key = fold_key(value, &mut buf);
+    if FEMALE.contains(&key) {
         out.push('f');
         Ok(())
-    } else if MALE.contains(&key.as_str()) {
+    } else if MALE.contains(&key) {
         out.push('m');
         Ok(())
     } else {

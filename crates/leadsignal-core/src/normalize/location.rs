@@ -1,8 +1,10 @@
 //! `st` and `zp`, which depend on the record's country.
 
 use super::country::CountryCode;
-use super::text::{alphanumeric_lower, fold_key, strip_prefix_ci};
+use super::text::{alphanumeric_lower, fold_key, strip_prefix_ci, KeyBuf};
 use super::DropReason;
+use std::collections::HashMap;
+use std::sync::OnceLock;
 
 const US: CountryCode = CountryCode(*b"us");
 const CA: CountryCode = CountryCode(*b"ca");
@@ -130,6 +132,18 @@ const CODES: &[&str] = &[
     "nu", "on", "pe", "qc", "sk", "yt",
 ];
 
+/// Codes and folded names → code.
+fn subdivisions() -> &'static HashMap<&'static str, &'static str> {
+    static MAP: OnceLock<HashMap<&'static str, &'static str>> = OnceLock::new();
+    MAP.get_or_init(|| {
+        CODES
+            .iter()
+            .map(|c| (*c, *c))
+            .chain(SUBDIVISIONS.iter().copied())
+            .collect()
+    })
+}
+
 /// US states and Canadian provinces (by name, code or common abbreviation) to
 /// their 2-letter code; other regions lowercase without spaces or punctuation.
 /// With no known country, US/Canadian names are still recognized, since the
@@ -146,14 +160,9 @@ pub(super) fn state(
         let iso = (t.len() == 5)
             .then(|| strip_prefix_ci(t, "us-").or_else(|| strip_prefix_ci(t, "ca-")))
             .flatten();
-        let mut key = String::with_capacity(value.len());
-        fold_key(iso.unwrap_or(value), &mut key);
-        let key = key.as_str();
-        if key.len() == 2 && CODES.contains(&key) {
-            out.push_str(key);
-            return Ok(());
-        }
-        if let Some((_, code)) = SUBDIVISIONS.iter().find(|(name, _)| *name == key) {
+        let mut buf = KeyBuf::new();
+        let key = fold_key(iso.unwrap_or(value), &mut buf);
+        if let Some(code) = subdivisions().get(key) {
             out.push_str(code);
             return Ok(());
         }
@@ -180,30 +189,26 @@ pub(super) fn zip(
     out: &mut String,
 ) -> Result<(), DropReason> {
     let v = value.trim();
-    let digits: Vec<u8> = v.bytes().filter(u8::is_ascii_digit).collect();
+    let digits = || v.bytes().filter(u8::is_ascii_digit);
+    let n = digits().count();
     let only_digits_and_seps = v
         .bytes()
         .all(|b| b.is_ascii_digit() || matches!(b, b'-' | b' '));
-    let us_shaped = only_digits_and_seps && matches!(digits.len(), 5 | 9);
+    let us_shaped = only_digits_and_seps && matches!(n, 5 | 9);
     match country {
         Some(US) => {
-            if !only_digits_and_seps || !matches!(digits.len(), 3 | 4 | 5 | 9) {
+            if !only_digits_and_seps || !matches!(n, 3 | 4 | 5 | 9) {
                 return Err(DropReason::new(
                     "zp.us_format",
                     "is not a US ZIP code (5 digits, or ZIP+4)",
                 ));
             }
-            let five = if digits.len() == 9 {
-                &digits[..5]
-            } else {
-                &digits[..]
-            };
-            for _ in five.len()..5 {
+            for _ in n.min(5)..5 {
                 out.push('0');
             }
-            out.extend(five.iter().map(|&b| b as char));
+            out.extend(digits().take(5).map(char::from));
         }
-        None if us_shaped => out.extend(digits[..5].iter().map(|&b| b as char)),
+        None if us_shaped => out.extend(digits().take(5).map(char::from)),
         _ => alphanumeric_lower(v, out),
     }
     if out.is_empty() {

@@ -31,8 +31,8 @@ struct CallingCode {
 
 struct Tables {
     by_code: HashMap<u16, CallingCode>,
-    /// Lower-case alpha-2 → calling code.
-    by_region: HashMap<[u8; 2], u16>,
+    /// Lower-case alpha-2 → (calling code, the region's metadata).
+    by_region: HashMap<[u8; 2], (u16, &'static Metadata)>,
 }
 
 /// Lengths of the number types a person's phone can be. Service numbers
@@ -79,7 +79,7 @@ fn tables() -> &'static Tables {
             if id.len() == 2 && id.iter().all(u8::is_ascii_alphabetic) {
                 by_region.insert(
                     [id[0].to_ascii_lowercase(), id[1].to_ascii_lowercase()],
-                    code,
+                    (code, meta),
                 );
             }
             let mask = length_mask(meta);
@@ -97,10 +97,6 @@ fn tables() -> &'static Tables {
         }
         Tables { by_code, by_region }
     })
-}
-
-fn region_meta(region: CountryCode) -> Option<&'static Metadata> {
-    DATABASE.by_id(region.as_str().to_ascii_uppercase().as_str())
 }
 
 /// Digits and markers read from the input.
@@ -256,7 +252,7 @@ fn international(digits: &str, out: &mut String) -> Result<(), DropReason> {
 /// A number written without `+`/`00`, read in the context of `region`.
 fn national(digits: &str, region: CountryCode, out: &mut String) -> Result<(), DropReason> {
     let t = tables();
-    let Some(code) = t.by_region.get(&region.0).copied() else {
+    let Some((code, meta)) = t.by_region.get(&region.0).copied() else {
         return Err(DropReason::new(
             "ph.country_code",
             format!(
@@ -266,7 +262,6 @@ fn national(digits: &str, region: CountryCode, out: &mut String) -> Result<(), D
         ));
     };
     let cc = &t.by_code[&code];
-    let meta = region_meta(region).unwrap_or(cc.main);
     let np = meta.national_prefix();
     // 1. Trunk prefix as dialled at home: "020 7946 0958" in GB, "8 495 …" in RU.
     if let Some(rest) = np.and_then(|np| digits.strip_prefix(np)) {
@@ -286,9 +281,9 @@ fn national(digits: &str, region: CountryCode, out: &mut String) -> Result<(), D
         }
     }
     // 3. International prefix of the region other than 00/011 ("0011" AU, "810" RU).
-    if let Some(idd) = meta.international_prefix() {
-        if let Some(m) = idd.find(digits) {
-            if m.start() == 0 && m.end() < digits.len() && !plain {
+    if !plain {
+        if let Some(m) = meta.international_prefix().and_then(|idd| idd.find(digits)) {
+            if m.start() == 0 && m.end() < digits.len() {
                 return international(&digits[m.end()..], out);
             }
         }
@@ -323,7 +318,7 @@ pub(super) fn normalize(
         // number starts with 00.
         return international(rest, out);
     }
-    let nanp = region.is_some_and(|r| tables().by_region.get(&r.0) == Some(&1));
+    let nanp = region.is_some_and(|r| tables().by_region.get(&r.0).is_some_and(|(c, _)| *c == 1));
     if nanp {
         if let Some(rest) = digits.strip_prefix("011") {
             return international(rest, out);

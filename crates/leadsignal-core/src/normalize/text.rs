@@ -89,26 +89,30 @@ pub(super) fn trimmed(value: &str, out: &mut String) {
     }
 }
 
+/// Stack buffer for look-up keys.
+pub(super) type KeyBuf = smallvec::SmallVec<[u8; 48]>;
+
 /// ASCII key for table look-ups: letters only, lowercase, accents removed
 /// (`Québec` → `quebec`, `U.S.A.` → `usa`).
-pub(super) fn fold_key(value: &str, out: &mut String) {
+pub(super) fn fold_key<'a>(value: &str, out: &'a mut KeyBuf) -> &'a str {
     out.clear();
     if value.is_ascii() {
         out.extend(
             value
                 .bytes()
                 .filter(u8::is_ascii_alphabetic)
-                .map(|b| b.to_ascii_lowercase() as char),
+                .map(|b| b.to_ascii_lowercase()),
         );
     } else {
         for c in value.nfd() {
             if c.is_ascii_alphabetic() {
-                out.push(c.to_ascii_lowercase());
+                out.push(c.to_ascii_lowercase() as u8);
             } else if c == 'ß' {
-                out.push_str("ss");
+                out.extend_from_slice(b"ss");
             }
         }
     }
+    std::str::from_utf8(out).expect("ASCII letters")
 }
 
 /// `value` without `prefix` (ASCII, any case), if it starts with it.
