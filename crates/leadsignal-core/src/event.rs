@@ -127,6 +127,18 @@ impl UserData {
         }
     }
 
+    /// Present keys as bits: bit 0 = `lead_id`, bit `1 + field` = a hashed
+    /// field (in [`crate::Field`] order), then `fbc` and `fbp`.
+    pub fn key_mask(&self) -> u32 {
+        let mut m = u32::from(self.lead_id.is_some());
+        for f in crate::Field::ALL {
+            if !self.slot(f).is_empty() {
+                m |= 1 << (f as u32 + 1);
+            }
+        }
+        m | u32::from(self.fbc.is_some()) << 12 | u32::from(self.fbp.is_some()) << 13
+    }
+
     /// Meta keys present in this `user_data` (match-key coverage).
     pub fn keys(&self) -> Vec<&'static str> {
         let mut keys = Vec::new();

@@ -79,9 +79,12 @@ impl<'de> Deserialize<'de> for EventId {
     }
 }
 
+/// Stack buffer for the hashed material.
+type Material = smallvec::SmallVec<[u8; 64]>;
+
 /// Appends `bytes` with a one-byte length (or a marker and a digest when
 /// longer than 127 bytes), so that the material is unambiguous.
-fn push_field(material: &mut Vec<u8>, bytes: &[u8]) {
+fn push_field(material: &mut Material, bytes: &[u8]) {
     if bytes.len() < 128 {
         material.push(bytes.len() as u8);
         material.extend_from_slice(bytes);
@@ -92,7 +95,7 @@ fn push_field(material: &mut Vec<u8>, bytes: &[u8]) {
 }
 
 /// Numeric strings (dataset IDs) as 8 bytes, others length-prefixed.
-fn push_id(material: &mut Vec<u8>, id: &str) {
+fn push_id(material: &mut Material, id: &str) {
     match id.parse::<u64>() {
         Ok(n) if !id.starts_with('0') && id.len() <= 19 => {
             material.push(0xfe);
@@ -109,7 +112,7 @@ fn push_id(material: &mut Vec<u8>, id: &str) {
 /// case (numeric dataset, lead_id, a stage name of up to 25 bytes) costs one
 /// SHA-256 block.
 pub fn event_id(dataset_id: &str, lead: &LeadKey, stage: &str, event_time: i64) -> EventId {
-    let mut material = Vec::with_capacity(64);
+    let mut material = Material::new();
     material.push(1); // version
     push_id(&mut material, dataset_id);
     match lead {

@@ -6,6 +6,28 @@ use std::fmt;
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
+/// Every byte's two hex digits.
+const HEX_PAIRS: [[u8; 2]; 256] = {
+    let mut t = [[0u8; 2]; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = [HEX[i >> 4], HEX[i & 0xf]];
+        i += 1;
+    }
+    t
+};
+
+/// Digests of "a".."z" then "aa".."zz" (702 values, computed once).
+fn short_digests() -> &'static [Sha256] {
+    static TABLE: std::sync::OnceLock<Vec<Sha256>> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        let letters = b'a'..=b'z';
+        let singles = letters.clone().map(|a| Sha256::of_bytes(&[a]));
+        let pairs = letters.flat_map(|a| (b'a'..=b'z').map(move |b| Sha256::of_bytes(&[a, b])));
+        singles.chain(pairs).collect()
+    })
+}
+
 /// A SHA-256 digest of a normalized value, serialized as lowercase hex.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Sha256(pub [u8; 32]);
@@ -42,11 +64,24 @@ impl Sha256 {
     #[inline]
     pub fn to_hex_bytes(&self) -> [u8; 64] {
         let mut buf = [0u8; 64];
-        for (i, b) in self.0.iter().enumerate() {
-            buf[2 * i] = HEX[(b >> 4) as usize];
-            buf[2 * i + 1] = HEX[(b & 0xf) as usize];
+        for (pair, b) in buf.chunks_exact_mut(2).zip(self.0) {
+            pair.copy_from_slice(&HEX_PAIRS[b as usize]);
         }
         buf
+    }
+
+    /// SHA-256 of a normalized value, memoized for values of one or two
+    /// lowercase ASCII letters: every country code, US/Canadian state code and
+    /// gender is one, so most events skip two or three hash computations.
+    #[inline]
+    pub fn of_normalized(normalized: &str) -> Self {
+        match normalized.as_bytes() {
+            [a @ b'a'..=b'z'] => short_digests()[(a - b'a') as usize],
+            [a @ b'a'..=b'z', b @ b'a'..=b'z'] => {
+                short_digests()[26 + (a - b'a') as usize * 26 + (b - b'a') as usize]
+            }
+            _ => Self::of(normalized),
+        }
     }
 
     /// The 64 lowercase hex digits as a `String`.
@@ -106,6 +141,15 @@ mod tests {
             Sha256::of("john_smith@gmail.com").to_hex(),
             "62a14e44f765419d10fea99367361a727c12365e2520f32218d505ed9aa0f62f"
         );
+    }
+
+    #[test]
+    fn memoized_short_values_match() {
+        for v in [
+            "a", "f", "m", "z", "aa", "us", "ca", "zz", "abc", "A", "u1", "",
+        ] {
+            assert_eq!(Sha256::of_normalized(v), Sha256::of(v), "{v:?}");
+        }
     }
 
     #[test]

@@ -37,6 +37,7 @@ pub mod event;
 pub mod event_id;
 pub mod funnel;
 pub mod hash;
+mod json;
 pub mod lead_id;
 pub mod normalize;
 pub mod prepare;

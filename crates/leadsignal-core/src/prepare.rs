@@ -51,13 +51,20 @@ pub struct Prepared {
 }
 
 /// Identifier sets that are not enough on their own (Meta's baseline rule,
-/// Graph v13.0+); `client_user_agent` never occurs in CRM events.
-const BASELINE_INVALID: &[&[&str]] = &[
-    &["ct", "country", "st", "zp", "ge"],
-    &["db"],
-    &["fn", "ge"],
-    &["ln", "ge"],
-];
+/// Graph v13.0+), as masks of [`UserData::key_mask`]; `client_user_agent`
+/// never occurs in CRM events.
+const BASELINE_INVALID: [u32; 4] = {
+    use Field::*;
+    const fn bit(f: Field) -> u32 {
+        1 << (f as u32 + 1)
+    }
+    [
+        bit(Ct) | bit(Country) | bit(St) | bit(Zp) | bit(Ge),
+        bit(Db),
+        bit(Fn) | bit(Ge),
+        bit(Ln) | bit(Ge),
+    ]
+};
 
 /// Turns one stage change into a `ServerEvent`, or says every reason it cannot.
 pub fn prepare(
@@ -86,23 +93,20 @@ pub fn prepare(
 
     let mut dropped = Vec::new();
     let user_data = user_data(sc, cfg, now, &mut dropped);
-    let keys = user_data.keys();
-    if keys.is_empty() {
+    let present = user_data.key_mask();
+    if present == 0 {
         violations.push(Violation::new(
             "identifier.none",
             None,
             "no usable identifier: give a lead_id, an email, a phone or other contact data",
         ));
-    } else if BASELINE_INVALID
-        .iter()
-        .any(|set| keys.iter().all(|k| set.contains(k)))
-    {
+    } else if BASELINE_INVALID.iter().any(|set| present & !set == 0) {
         violations.push(Violation::new(
             "identifier.baseline_invalid",
             None,
             format!(
                 "the only identifiers ({}) are too weak for Meta to match on; add a lead_id, email or phone",
-                keys.join(", ")
+                user_data.keys().join(", ")
             ),
         ));
     }
@@ -230,7 +234,8 @@ fn user_data(
         }
         // The country was resolved once already, for the context.
         if let (Field::Country, Some(code)) = (field, record_country) {
-            let h = Sha256::parse_hex(value).unwrap_or_else(|| Sha256::of(code.as_str()));
+            let h =
+                Sha256::parse_hex(value).unwrap_or_else(|| Sha256::of_normalized(code.as_str()));
             ud.country.push(h);
             continue;
         }

@@ -95,3 +95,42 @@ proptest! {
         prop_assert_eq!(p.event.user_data.ph.len(), 1);
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// The fast JSON writer writes exactly what serde_json writes.
+    #[test]
+    fn write_json_matches_serde(
+        stage in prop::sample::select(vec!["new", "mql", "won", "unqualified", "Nurture \"x\"\\\n"]),
+        email in prop::option::of("[a-z]{1,6}@[a-z]{1,6}\\.com"),
+        phone in prop::option::of("\\+1 [2-9][0-9]{9}"),
+        name in prop::option::of(any_text()),
+        country in prop::option::of(prop::sample::select(vec!["US", "Germany", "xx"])),
+        fbc in prop::option::of("fb\\.1\\.1[0-9]{12}\\.[A-Za-z0-9_\"\\\\-]{1,8}"),
+        lead in prop::option::of(100_000_000_000_000u64..100_000_000_000_000_000),
+        ldu in any::<bool>(),
+        legacy in any::<bool>(),
+        crm in "[ -~]{1,12}",
+    ) {
+        let mut cfg = config();
+        cfg.funnel = Funnel::new(Funnel::default_stages(), true).unwrap();
+        cfg.lead_event_source = crm.into();
+        if legacy { cfg.profile = Profile::LegacyV7; }
+        let sc = StageChange {
+            lead_id: lead.map(|l| LeadId::from_u64(l).unwrap()),
+            crm_id: Some("c".into()),
+            stage: stage.into(),
+            changed_at: NOW - 60,
+            contact: Contact { email, phone, first_name: name.clone(), city: name, country: country.map(String::from), ..Default::default() },
+            fbc,
+            data_processing: ldu.then(|| DataProcessing { options: vec!["LDU".into()], country: Some(0), state: Some(0) }),
+            ..Default::default()
+        };
+        if let Ok(p) = prepare(&sc, &cfg, NOW) {
+            let mut fast = Vec::new();
+            p.event.write_json(&mut fast);
+            prop_assert_eq!(String::from_utf8(fast).unwrap(), serde_json::to_string(&p.event).unwrap());
+        }
+    }
+}

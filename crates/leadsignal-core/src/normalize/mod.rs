@@ -198,8 +198,10 @@ pub fn normalize_into(
     out: &mut String,
 ) -> Result<Option<Sha256>, DropReason> {
     out.clear();
-    if let Some(h) = Sha256::parse_hex(value) {
-        return Ok(Some(h));
+    if value.len() >= 64 {
+        if let Some(h) = Sha256::parse_hex(value) {
+            return Ok(Some(h));
+        }
     }
     if value.trim().is_empty() {
         return Err(DropReason::new("empty", "is empty"));
@@ -246,6 +248,6 @@ pub fn hash_field(
 ) -> Result<Sha256, DropReason> {
     match normalize_into(field, value, ctx, scratch)? {
         Some(h) => Ok(h),
-        None => Ok(Sha256::of(scratch)),
+        None => Ok(Sha256::of_normalized(scratch)),
     }
 }
