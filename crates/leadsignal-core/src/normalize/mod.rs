@@ -198,12 +198,13 @@ pub fn normalize_into(
     out: &mut String,
 ) -> Result<Option<Sha256>, DropReason> {
     out.clear();
+    let value = value.trim();
     if value.len() >= 64 {
         if let Some(h) = Sha256::parse_hex(value) {
             return Ok(Some(h));
         }
     }
-    if value.trim().is_empty() {
+    if value.is_empty() {
         return Err(DropReason::new("empty", "is empty"));
     }
     match field {
