@@ -1,0 +1,37 @@
+//! # leadsignal-sources
+//!
+//! Turns what a CRM hands over into stage-change records, one at a time and
+//! with its position, so that a bad row is reported by file and line and
+//! never stops the good ones. This crate starts with files (CSV and JSONL in
+//! the record shape of DESIGN.md); CRM presets, webhooks and SQL polling
+//! build on the same [`SourceRow`].
+
+#![warn(missing_docs)]
+
+pub mod file;
+
+pub use file::{FileFormat, FileRows, SourceError};
+
+use leadsignal_core::{Origin, StageChange, StageChangeRecord, Violation};
+
+/// One row read from a source: where it is, and the record or why it could
+/// not be read.
+#[derive(Debug)]
+pub struct SourceRow {
+    /// Source name and 1-based line of the row's start.
+    pub origin: Origin,
+    /// The record, or what is wrong with the row's syntax.
+    pub record: Result<StageChangeRecord, Vec<Violation>>,
+}
+
+impl SourceRow {
+    /// Checks the record's fields and builds the stage change.
+    pub fn into_stage_change(self) -> Result<StageChange, (Origin, Vec<Violation>)> {
+        match self.record {
+            Ok(r) => r
+                .into_stage_change(self.origin.clone())
+                .map_err(|v| (self.origin, v)),
+            Err(v) => Err((self.origin, v)),
+        }
+    }
+}
