@@ -44,6 +44,7 @@ pub mod prepare;
 pub mod profile;
 pub mod record;
 pub mod rules;
+pub mod sample;
 pub mod stage_change;
 pub mod violation;
 

@@ -1,0 +1,98 @@
+//! `leadsignal bench`: events/second of the core path, against the SHA-256
+//! floor, and peak memory. Same typical event as `benches/prepare.rs`.
+
+use leadsignal_core::sample::{config, typical_stage_change, TYPICAL_NORMALIZED};
+use leadsignal_core::{prepare, Sha256};
+use std::hint::black_box;
+use std::time::Instant;
+
+/// Measure `prepare` + JSON serialization of a typical event on one thread,
+/// and SHA-256 of its nine normalized strings alone, in one run.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Events per measurement.
+    #[arg(long, default_value_t = 2_000_000)]
+    events: u64,
+    /// Measurements of each kind (the best is reported).
+    #[arg(long, default_value_t = 3)]
+    rounds: u32,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+fn rate(events: u64, f: &mut dyn FnMut()) -> f64 {
+    let t = Instant::now();
+    for _ in 0..events {
+        f();
+    }
+    events as f64 / t.elapsed().as_secs_f64()
+}
+
+/// Peak resident memory of this process (VmHWM), in MiB.
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb: f64 = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some(kb / 1024.0)
+}
+
+pub fn run(a: Args) -> anyhow::Result<std::process::ExitCode> {
+    let now = 1_795_262_400;
+    let cfg = config();
+    let sc = typical_stage_change(now);
+    let mut buf = Vec::with_capacity(2048);
+    let mut prepare_json = || {
+        let p = prepare(black_box(&sc), &cfg, now).expect("the typical event is valid");
+        buf.clear();
+        p.event.write_json(&mut buf);
+        black_box(buf.len());
+    };
+    let mut hash_only = || {
+        let mut acc = 0u8;
+        for s in black_box(&TYPICAL_NORMALIZED) {
+            acc ^= Sha256::of(s).0[0];
+        }
+        black_box(acc);
+    };
+    // Warm up tables and caches, then alternate the two kinds.
+    rate(10_000, &mut prepare_json);
+    let (mut best_prepare, mut best_hash) = (0f64, 0f64);
+    for _ in 0..a.rounds.max(1) {
+        best_prepare = best_prepare.max(rate(a.events, &mut prepare_json));
+        best_hash = best_hash.max(rate(a.events, &mut hash_only));
+    }
+    let ratio = best_prepare / best_hash;
+    let rss = peak_rss_mib();
+    if a.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "events": a.events, "rounds": a.rounds,
+                "prepare_and_serialize_events_per_sec": best_prepare.round(),
+                "sha256_floor_events_per_sec": best_hash.round(),
+                "ratio": (ratio * 1000.0).round() / 1000.0,
+                "peak_rss_mib": rss,
+            })
+        );
+    } else {
+        println!(
+            "prepare + JSON, one thread:      {:>12.0} events/s",
+            best_prepare
+        );
+        println!(
+            "SHA-256 of 9 normalized strings: {:>12.0} events/s  (floor)",
+            best_hash
+        );
+        println!("ratio:                           {:>12.3}", ratio);
+        if let Some(rss) = rss {
+            println!("peak memory:                     {:>12.1} MiB", rss);
+        }
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}

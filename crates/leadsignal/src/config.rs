@@ -1,0 +1,358 @@
+//! `leadsignal.toml`, with every value overridable by an environment
+//! variable: `LEADSIGNAL_META__DATASET_ID` sets `[meta] dataset_id`.
+
+use crate::secret::Secret;
+use anyhow::{bail, Context as _};
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use leadsignal_core::{
+    CountryCode, DateOrder, Funnel, NormalizeOptions, PrepareConfig, Profile, StageSpec, TimeRules,
+};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// The whole configuration file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `[meta]`
+    #[serde(default)]
+    pub meta: MetaConfig,
+    /// `[crm]`
+    #[serde(default)]
+    pub crm: CrmConfig,
+    /// `[normalize]`
+    #[serde(default)]
+    pub normalize: NormalizeConfig,
+    /// `[funnel]`
+    #[serde(default)]
+    pub funnel: FunnelConfig,
+    /// `[rules]`
+    #[serde(default)]
+    pub rules: TimeRules,
+    /// `[store]` (used by the outbox commands).
+    #[serde(default)]
+    #[allow(dead_code)]
+    pub store: StoreConfig,
+    /// `[delivery]` (used by the sender).
+    #[serde(default)]
+    #[allow(dead_code)]
+    pub delivery: DeliveryConfig,
+    /// `[server]` (used by `serve`).
+    #[serde(default)]
+    #[allow(dead_code)]
+    pub server: ServerConfig,
+}
+
+/// `[meta]`: the dataset and how to reach Meta.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct MetaConfig {
+    /// The CRM dataset (pixel) ID.
+    pub dataset_id: Option<String>,
+    /// Conversions API access token (use `env:NAME`).
+    pub access_token: Option<Secret>,
+    /// Graph API version, pinned.
+    #[serde(default = "default_api_version")]
+    pub api_version: String,
+    /// Graph base URL (the sandbox's URL in tests and the demo).
+    #[serde(default = "default_graph_url")]
+    pub graph_url: String,
+    /// App secret, for appsecret_proof and webhook signatures (use `env:NAME`).
+    pub app_secret: Option<Secret>,
+    /// Payload profile.
+    #[serde(default)]
+    pub profile: Profile,
+    /// Platform identifier agreed with Meta, sent as `partner_agent`.
+    pub partner_agent: Option<String>,
+}
+
+impl Default for MetaConfig {
+    fn default() -> Self {
+        MetaConfig {
+            dataset_id: None,
+            access_token: None,
+            api_version: default_api_version(),
+            graph_url: default_graph_url(),
+            app_secret: None,
+            profile: Profile::default(),
+            partner_agent: None,
+        }
+    }
+}
+
+fn default_api_version() -> String {
+    "v23.0".into()
+}
+fn default_graph_url() -> String {
+    "https://graph.facebook.com".into()
+}
+
+/// `[crm]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CrmConfig {
+    /// The CRM's name, sent as `custom_data.lead_event_source`.
+    pub name: Option<String>,
+}
+
+/// `[normalize]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NormalizeConfig {
+    /// Country for national phone numbers without a country code.
+    pub default_country: Option<CountryCode>,
+    /// How to read an ambiguous date of birth like `02/03/1990`.
+    #[serde(default)]
+    pub date_order: DateOrder,
+}
+
+/// What to do with a CRM stage that is in no funnel stage's list.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnknownStage {
+    /// Reject the stage change with a violation (default).
+    #[default]
+    Reject,
+    /// Send it under its CRM name with lifecycle `NOT_ASSIGNED`.
+    NotAssigned,
+}
+
+/// `[funnel]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FunnelConfig {
+    /// Ordered stages; the first is the raw lead stage.
+    #[serde(default = "Funnel::default_stages")]
+    pub stages: Vec<StageSpec>,
+    /// Unknown CRM stages: `reject` or `not_assigned`.
+    #[serde(default)]
+    pub unknown_stage: UnknownStage,
+}
+
+impl Default for FunnelConfig {
+    fn default() -> Self {
+        FunnelConfig {
+            stages: Funnel::default_stages(),
+            unknown_stage: UnknownStage::Reject,
+        }
+    }
+}
+
+/// `[store]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct StoreConfig {
+    /// `sqlite://leadsignal.db` or `postgres://...`.
+    pub url: String,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            url: "sqlite://leadsignal.db".into(),
+        }
+    }
+}
+
+/// `[delivery]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct DeliveryConfig {
+    /// Events per request (Meta allows 1000).
+    pub batch_size: usize,
+    /// Requests in flight per dataset.
+    pub in_flight: usize,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        DeliveryConfig {
+            batch_size: 500,
+            in_flight: 4,
+        }
+    }
+}
+
+/// `[server]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct ServerConfig {
+    /// Listen address.
+    pub listen: String,
+    /// Bearer token for `/v1/*` (use `env:NAME`).
+    pub api_token: Option<Secret>,
+    /// Lead Ads webhook subscription token (use `env:NAME`).
+    pub webhook_verify_token: Option<Secret>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: "127.0.0.1:8787".into(),
+            api_token: None,
+            webhook_verify_token: None,
+        }
+    }
+}
+
+/// Where the configuration came from, for messages.
+#[derive(Debug, Clone)]
+pub enum ConfigSource {
+    /// A file.
+    File(PathBuf),
+    /// No file: defaults and environment only.
+    Defaults,
+}
+
+impl Config {
+    /// Loads `path` (or `./leadsignal.toml` when it exists, or nothing), then
+    /// applies `LEADSIGNAL_*` environment overrides.
+    pub fn load(path: Option<&Path>) -> anyhow::Result<(Config, ConfigSource)> {
+        let (figment, source) = match path {
+            Some(p) => {
+                if !p.exists() {
+                    bail!("config file {} does not exist", p.display());
+                }
+                (
+                    Figment::from(Toml::file(p)),
+                    ConfigSource::File(p.to_path_buf()),
+                )
+            }
+            None if Path::new("leadsignal.toml").exists() => (
+                Figment::from(Toml::file("leadsignal.toml")),
+                ConfigSource::File("leadsignal.toml".into()),
+            ),
+            None => (
+                Figment::from(Serialized::defaults(serde_json::json!({}))),
+                ConfigSource::Defaults,
+            ),
+        };
+        let figment = figment.merge(Env::prefixed("LEADSIGNAL_").split("__"));
+        let config: Config = figment.extract().map_err(|e| {
+            let place = match &source {
+                ConfigSource::File(p) => p.display().to_string(),
+                ConfigSource::Defaults => "the environment".into(),
+            };
+            anyhow::anyhow!("invalid configuration in {place}: {e}")
+        })?;
+        Ok((config, source))
+    }
+
+    /// Parses a configuration from TOML text (the demo's embedded config).
+    pub fn from_toml(text: &str) -> anyhow::Result<Config> {
+        Figment::from(Toml::string(text))
+            .extract()
+            .context("invalid embedded configuration")
+    }
+
+    /// Normalization options.
+    pub fn normalize_options(&self) -> NormalizeOptions {
+        NormalizeOptions {
+            default_country: self.normalize.default_country,
+            date_order: self.normalize.date_order,
+        }
+    }
+
+    /// What `prepare` needs. The dataset ID may be absent for offline checks
+    /// (`validate`, `preview`): `dataset_placeholder` is used instead.
+    pub fn prepare_config(&self, dataset_placeholder: &str) -> anyhow::Result<PrepareConfig> {
+        let funnel = Funnel::new(
+            self.funnel.stages.clone(),
+            self.funnel.unknown_stage == UnknownStage::NotAssigned,
+        )
+        .context("invalid [funnel] configuration")?;
+        Ok(PrepareConfig {
+            dataset_id: self
+                .meta
+                .dataset_id
+                .clone()
+                .unwrap_or_else(|| dataset_placeholder.to_string()),
+            lead_event_source: self.crm.name.as_deref().unwrap_or("").trim().into(),
+            funnel,
+            normalize: self.normalize_options(),
+            time: self.rules,
+            profile: self.meta.profile,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn design_sketch_loads() {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        std::env::set_var("LS_TEST_TOKEN_1", "tok-123");
+        write!(
+            f,
+            r#"
+[meta]
+dataset_id = "2780431635496611"
+access_token = "env:LS_TEST_TOKEN_1"
+api_version = "v23.0"
+graph_url = "https://graph.facebook.com"
+
+[crm]
+name = "HubSpot"
+
+[normalize]
+default_country = "US"
+date_order = "mdy"
+
+[funnel]
+stages = [
+  {{ name = "Lead", meta = "LEAD", crm = ["new", "subscriber"] }},
+  {{ name = "Marketing Qualified Lead", meta = "MARKETING_QUALIFIED_LEAD", crm = ["mql"] }},
+  {{ name = "Sales Opportunity", meta = "SALES_OPPORTUNITY", crm = ["opportunity"] }},
+  {{ name = "Converted", meta = "CONVERTED", crm = ["customer", "won"] }},
+  {{ name = "Disqualified", meta = "DISQUALIFIED", crm = ["unqualified"], terminal = true }},
+]
+
+[store]
+url = "sqlite://leadsignal.db"
+
+[delivery]
+batch_size = 500
+in_flight = 4
+
+[server]
+listen = "127.0.0.1:8787"
+"#
+        )
+        .unwrap();
+        let (c, _) = Config::load(Some(f.path())).unwrap();
+        assert_eq!(c.meta.access_token.as_ref().unwrap().expose(), "tok-123");
+        assert_eq!(format!("{:?}", c.meta.access_token), "Some(Secret(***))");
+        assert_eq!(c.normalize.default_country.unwrap().as_str(), "us");
+        let pc = c.prepare_config("x").unwrap();
+        assert_eq!(pc.funnel.stages().len(), 5);
+        assert_eq!(&*pc.lead_event_source, "HubSpot");
+    }
+
+    #[test]
+    fn typos_and_missing_env_are_clear_errors() {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        write!(f, "[crm]\nnmae = \"x\"\n").unwrap();
+        let e = Config::load(Some(f.path())).unwrap_err().to_string();
+        assert!(e.contains("nmae"), "{e}");
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        write!(f, "[meta]\naccess_token = \"env:LS_TEST_SURELY_UNSET\"\n").unwrap();
+        let e = Config::load(Some(f.path())).unwrap_err().to_string();
+        assert!(
+            e.contains("LS_TEST_SURELY_UNSET") && e.contains("not set"),
+            "{e}"
+        );
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        write!(f, "[normalize]\ndefault_country = \"Atlantis\"\n").unwrap();
+        let e = Config::load(Some(f.path())).unwrap_err().to_string();
+        assert!(e.contains("Atlantis"), "{e}");
+        assert!(Config::load(Some(Path::new("/no/such.toml"))).is_err());
+    }
+}

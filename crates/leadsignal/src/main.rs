@@ -1,0 +1,55 @@
+//! `leadsignal`: sends CRM lead-stage changes to Meta's Conversions API as
+//! Conversion Leads events. See README.md for the commands and configuration.
+
+mod cmd;
+mod config;
+mod report;
+mod secret;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Send CRM lead-stage changes to Meta's Conversions API (Conversion Leads).
+#[derive(Parser)]
+#[command(name = "leadsignal", version, about, long_about = None)]
+struct Cli {
+    /// Configuration file (default: ./leadsignal.toml when it exists).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Normalize and hash one contact value the way Meta requires.
+    Hash(cmd::hash::Args),
+    /// Print the exact request body Meta would receive for stage changes.
+    Preview(cmd::preview::Args),
+    /// Check CSV or JSONL files of stage changes offline.
+    Validate(cmd::validate::Args),
+    /// Run bundled sample CRM data through the whole path (no config needed).
+    Demo(cmd::demo::Args),
+    /// Measure events/second of prepare + serialization, and peak memory.
+    Bench(cmd::bench::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Hash(a) => cmd::hash::run(cli.config.as_deref(), a),
+        Command::Preview(a) => cmd::preview::run(cli.config.as_deref(), a),
+        Command::Validate(a) => cmd::validate::run(cli.config.as_deref(), a),
+        Command::Demo(a) => cmd::demo::run(a),
+        Command::Bench(a) => cmd::bench::run(a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
