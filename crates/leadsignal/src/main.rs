@@ -27,7 +27,7 @@ enum Command {
     /// Normalize and hash one contact value the way Meta requires.
     Hash(cmd::hash::Args),
     /// Print the exact request body Meta would receive for stage changes.
-    Preview(cmd::preview::Args),
+    Preview(Box<cmd::preview::Args>),
     /// Check CSV or JSONL files of stage changes offline.
     Validate(cmd::validate::Args),
     /// Run bundled sample CRM data through the whole path (no config needed).
@@ -40,7 +40,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Hash(a) => cmd::hash::run(cli.config.as_deref(), a),
-        Command::Preview(a) => cmd::preview::run(cli.config.as_deref(), a),
+        Command::Preview(a) => cmd::preview::run(cli.config.as_deref(), *a),
         Command::Validate(a) => cmd::validate::run(cli.config.as_deref(), a),
         Command::Demo(a) => cmd::demo::run(a),
         Command::Bench(a) => cmd::bench::run(a),

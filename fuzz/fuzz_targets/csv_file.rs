@@ -1,0 +1,16 @@
+//! A CSV source: any bytes give a header error, or rows with positions, never a panic.
+#![no_main]
+use leadsignal_core::sample::config;
+use leadsignal_core::prepare;
+use leadsignal_sources::{FileFormat, FileRows};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(rows) = FileRows::from_reader("fuzz".into(), Box::new(std::io::Cursor::new(data.to_vec())), Some(FileFormat::Csv)) else { return };
+    let cfg = config();
+    for row in rows.take(10_000) {
+        if let Ok(sc) = row.into_stage_change() {
+            let _ = prepare(&sc, &cfg, 1_795_262_400);
+        }
+    }
+});
