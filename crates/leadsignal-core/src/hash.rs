@@ -1,7 +1,13 @@
 //! SHA-256 digests as Meta wants them: 64 lowercase hex characters.
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use sha2::block_api::compress256;
 use sha2::{Digest, Sha256 as Hasher};
+
+/// SHA-256 initial hash values (FIPS 180-4, 5.3.3).
+const H256: [u32; 8] = [
+    0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
+];
 use std::fmt;
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -39,9 +45,24 @@ impl Sha256 {
         Self::of_bytes(normalized.as_bytes())
     }
 
-    /// Hashes raw bytes.
+    /// Hashes raw bytes. Messages under 56 bytes (nearly every normalized
+    /// contact value) fit one padded block and go straight to the
+    /// compression function, skipping the streaming hasher's bookkeeping.
     #[inline]
     pub fn of_bytes(bytes: &[u8]) -> Self {
+        if bytes.len() < 56 {
+            let mut block = [0u8; 64];
+            block[..bytes.len()].copy_from_slice(bytes);
+            block[bytes.len()] = 0x80;
+            block[56..].copy_from_slice(&(bytes.len() as u64 * 8).to_be_bytes());
+            let mut state = H256;
+            compress256(&mut state, &[block]);
+            let mut out = [0u8; 32];
+            for (o, w) in out.chunks_exact_mut(4).zip(state) {
+                o.copy_from_slice(&w.to_be_bytes());
+            }
+            return Sha256(out);
+        }
         Sha256(Hasher::digest(bytes).into())
     }
 
@@ -141,6 +162,15 @@ mod tests {
             Sha256::of("john_smith@gmail.com").to_hex(),
             "62a14e44f765419d10fea99367361a727c12365e2520f32218d505ed9aa0f62f"
         );
+    }
+
+    #[test]
+    fn single_block_path_matches_the_streaming_hasher_at_every_length() {
+        let data: Vec<u8> = (0..200u32).map(|i| (i * 7 + 3) as u8).collect();
+        for len in 0..data.len() {
+            let want: [u8; 32] = Hasher::digest(&data[..len]).into();
+            assert_eq!(Sha256::of_bytes(&data[..len]).0, want, "length {len}");
+        }
     }
 
     #[test]

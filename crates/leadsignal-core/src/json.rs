@@ -9,7 +9,6 @@
 
 use crate::event::{Hashes, ServerEvent, UserData};
 use crate::Field;
-use std::io::Write;
 
 fn string(out: &mut Vec<u8>, s: &str) {
     if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
@@ -21,8 +20,8 @@ fn string(out: &mut Vec<u8>, s: &str) {
     }
 }
 
-fn int(out: &mut Vec<u8>, n: i64) {
-    write!(out, "{n}").expect("writing to a Vec cannot fail");
+fn int(out: &mut Vec<u8>, n: impl itoa::Integer) {
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
 /// Writes `,"key":` (or `{"key":` for the first key of an object).
@@ -51,7 +50,7 @@ fn user_data(out: &mut Vec<u8>, u: &UserData) {
     let mut first = true;
     if let Some(id) = u.lead_id {
         key(out, &mut first, "lead_id");
-        write!(out, "{}", id.get()).expect("writing to a Vec cannot fail");
+        int(out, id.get());
     }
     for f in Field::ALL {
         let hs = match f {

@@ -130,7 +130,10 @@ pub fn prepare(
         StageRef::Unmapped(name) => (None, Arc::from(name), Lifecycle::NotAssigned),
     };
     let lead_key = lead_key(sc, &user_data);
-    let lead_event_source = if cfg.lead_event_source.trim().len() == cfg.lead_event_source.len() {
+    let les = cfg.lead_event_source.as_bytes();
+    let trimmed = !les.first().is_some_and(u8::is_ascii_whitespace)
+        && !les.last().is_some_and(u8::is_ascii_whitespace);
+    let lead_event_source = if trimmed {
         cfg.lead_event_source.clone()
     } else {
         Arc::from(cfg.lead_event_source.trim())
@@ -229,9 +232,6 @@ fn user_data(
         let Some(value) = value.as_deref() else {
             continue;
         };
-        if value.trim().is_empty() {
-            continue;
-        }
         // The country was resolved once already, for the context.
         if let (Field::Country, Some(code)) = (field, record_country) {
             let h =
@@ -241,6 +241,8 @@ fn user_data(
         }
         match hash_field(field, value, &ctx, &mut scratch) {
             Ok(h) => ud.slot_mut(field).push(h),
+            // A blank value is an absent one, not a problem.
+            Err(reason) if reason.rule == "empty" => {}
             Err(reason) => dropped.push(Dropped {
                 field: field.record_name(),
                 rule: reason.rule,

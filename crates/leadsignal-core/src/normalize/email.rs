@@ -8,12 +8,35 @@ pub(super) fn normalize(value: &str, out: &mut String) -> Result<(), DropReason>
     let v = value.trim();
     let v = strip_prefix_ci(v, "mailto:").map_or(v, str::trim);
     if v.is_ascii() {
-        out.extend(v.bytes().map(|b| b.to_ascii_lowercase() as char));
+        return ascii(v, out);
     } else {
         let nfc: String = v.nfc().collect();
         out.push_str(&nfc.to_lowercase());
     }
     check(out)
+}
+
+/// The common case in one pass: lowercase while finding the `@` and the
+/// last dot, then the same checks as [`check`].
+fn ascii(v: &str, out: &mut String) -> Result<(), DropReason> {
+    let mut at = None;
+    for (i, b) in v.bytes().enumerate() {
+        match b {
+            b'@' if at.is_some() => {
+                return Err(DropReason::new("em.invalid", "has more than one @"))
+            }
+            b'@' => at = Some(i),
+            b if b <= b' ' || b == 0x7f => {
+                return Err(DropReason::new("em.invalid", "contains spaces"))
+            }
+            _ => {}
+        }
+        out.push(b.to_ascii_lowercase() as char);
+    }
+    match at {
+        None => Err(DropReason::new("em.invalid", "has no @")),
+        Some(_) => check(out),
+    }
 }
 
 fn check(e: &str) -> Result<(), DropReason> {
