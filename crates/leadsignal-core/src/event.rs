@@ -29,7 +29,7 @@ pub struct ServerEvent {
     /// Deterministic ID (see [`crate::event_id`]).
     pub event_id: EventId,
     /// Identifiers, hashed where Meta requires it.
-    pub user_data: UserData,
+    pub user_data: Box<UserData>,
     /// `event_source`, `lead_event_source` (and legacy fields by profile).
     pub custom_data: CustomData,
     /// `["LDU"]` or `[]`.

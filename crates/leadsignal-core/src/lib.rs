@@ -54,8 +54,8 @@ pub use funnel::{Funnel, FunnelError, Lifecycle, StageIndex, StageRef, StageSpec
 pub use hash::Sha256;
 pub use lead_id::{LeadId, LeadIdError};
 pub use normalize::{
-    hash_field, lookup_country, normalize, Context, CountryCode, DateOrder, DropReason, Field,
-    NormalizeOptions, Normalized,
+    hash_field, lookup_country, normalize, normalize_into, Context, CountryCode, DateOrder,
+    DropReason, Field, NormalizeOptions, Normalized,
 };
 pub use prepare::{prepare, PrepareConfig, Prepared};
 pub use profile::{OfflineEvent, Profile, RetiredApi};

@@ -206,14 +206,13 @@ fn user_data(
     cfg: &PrepareConfig,
     now: i64,
     dropped: &mut Vec<Dropped>,
-) -> UserData {
+) -> Box<UserData> {
     let c = &sc.contact;
     let record_country = c.country.as_deref().and_then(lookup_country);
     let ctx = Context::new(&cfg.normalize, record_country, now);
-    let mut ud = UserData {
-        lead_id: sc.lead_id,
-        ..UserData::default()
-    };
+    // Boxed: the event moves several times on its way out, the box does not.
+    let mut ud = Box::<UserData>::default();
+    ud.lead_id = sc.lead_id;
     let mut scratch = String::with_capacity(64);
     let fields: [(Field, &Option<String>); 11] = [
         (Field::Em, &c.email),
