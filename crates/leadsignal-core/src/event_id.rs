@@ -43,6 +43,11 @@ impl EventId {
         std::str::from_utf8(&self.0).expect("hex digits are ASCII")
     }
 
+    /// The ID's ASCII bytes.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
     /// Parses an ID of 32 hex digits.
     pub fn parse(s: &str) -> Option<EventId> {
         let b = s.as_bytes();
@@ -80,7 +85,7 @@ impl<'de> Deserialize<'de> for EventId {
 }
 
 /// Stack buffer for the hashed material.
-type Material = smallvec::SmallVec<[u8; 64]>;
+type Material = smallvec::SmallVec<[u8; 128]>;
 
 /// Appends `bytes` with a one-byte length (or a marker and a digest when
 /// longer than 127 bytes), so that the material is unambiguous.

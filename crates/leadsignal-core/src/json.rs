@@ -10,8 +10,31 @@
 use crate::event::{Hashes, ServerEvent, UserData};
 use crate::Field;
 
+/// Whether any byte needs escaping in JSON (< 0x20, `"`, `\\`), eight bytes
+/// at a time: the usual "has a byte less than n" / "has a zero byte" tricks.
+/// A false positive only sends the string through serde's escaper.
+fn needs_escape(s: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH != 0;
+    let mut chunks = s.chunks_exact(8);
+    for c in &mut chunks {
+        let x = u64::from_le_bytes(c.try_into().expect("8 bytes"));
+        if x.wrapping_sub(ONES * 0x20) & !x & HIGH != 0
+            || has_zero(x ^ (ONES * u64::from(b'"')))
+            || has_zero(x ^ (ONES * u64::from(b'\\')))
+        {
+            return true;
+        }
+    }
+    chunks
+        .remainder()
+        .iter()
+        .any(|&b| b < 0x20 || b == b'"' || b == b'\\')
+}
+
 fn string(out: &mut Vec<u8>, s: &str) {
-    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+    if !needs_escape(s.as_bytes()) {
         out.push(b'"');
         out.extend_from_slice(s.as_bytes());
         out.push(b'"');
@@ -94,7 +117,7 @@ impl ServerEvent {
         out.extend_from_slice(b",\"action_source\":");
         string(out, &self.action_source);
         out.extend_from_slice(b",\"event_id\":\"");
-        out.extend_from_slice(self.event_id.as_str().as_bytes());
+        out.extend_from_slice(self.event_id.as_bytes());
         out.extend_from_slice(b"\",\"user_data\":");
         user_data(out, &self.user_data);
         let c = &self.custom_data;
@@ -130,5 +153,34 @@ impl ServerEvent {
             int(out, n);
         }
         out.push(b'}');
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::needs_escape;
+
+    #[test]
+    fn escape_detection_has_no_false_negatives() {
+        for s in [
+            "",
+            "plain",
+            "Marketing Qualified Lead",
+            "système",
+            "a\"b",
+            "a\\b",
+            "tab\there",
+            "0123456789abcdef\u{1f}",
+            "0123456\"",
+            "\u{7f}x",
+            "éééééééé\n",
+        ] {
+            let want = s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\');
+            if want {
+                assert!(needs_escape(s.as_bytes()), "{s:?}");
+            }
+        }
+        assert!(!needs_escape(b"Marketing Qualified Lead"));
+        assert!(!needs_escape("système générique".as_bytes()));
     }
 }

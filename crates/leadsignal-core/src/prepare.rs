@@ -40,8 +40,6 @@ pub struct Prepared {
     pub stage: Option<StageIndex>,
     /// Meta lifecycle category of the stage.
     pub lifecycle: Lifecycle,
-    /// The CRM's stage name as given.
-    pub crm_stage: String,
     /// Who the event is about (the idempotency key's lead part).
     pub lead_key: LeadKey,
     /// Last moment the event may be sent (Unix seconds).
@@ -166,7 +164,6 @@ pub fn prepare(
         event,
         stage: index,
         lifecycle,
-        crm_stage: sc.stage.trim().to_string(),
         lead_key,
         send_by: cfg.time.send_by(sc.changed_at),
         dropped,

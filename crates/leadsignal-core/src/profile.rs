@@ -116,9 +116,10 @@ pub struct OfflineEvent {
 }
 
 impl OfflineEvent {
-    /// The offline shape of a prepared event. Date of birth is left out: the
+    /// The offline shape of a prepared event; `crm_stage` is the CRM's own
+    /// stage name (the stage change's `stage`). Date of birth is left out: the
     /// offline API wanted year, month and day hashed separately.
-    pub fn from_prepared(p: &Prepared) -> OfflineEvent {
+    pub fn from_prepared(p: &Prepared, crm_stage: &str) -> OfflineEvent {
         let u = &p.event.user_data;
         OfflineEvent {
             match_keys: OfflineMatchKeys {
@@ -139,7 +140,7 @@ impl OfflineEvent {
             custom_data: OfflineCustomData {
                 lead_event_source: p.event.custom_data.lead_event_source.to_string(),
                 facebook_lifecycle_stage_name: p.lifecycle.as_str().to_string(),
-                lifecycle_stage_name: p.crm_stage.clone(),
+                lifecycle_stage_name: crm_stage.trim().to_string(),
             },
         }
     }

@@ -247,7 +247,7 @@ fn profiles() {
 
     cfg.profile = Profile::OfflineV7;
     let p = prepare(&sc, &cfg, NOW).unwrap();
-    let off = serde_json::to_value(OfflineEvent::from_prepared(&p)).unwrap();
+    let off = serde_json::to_value(OfflineEvent::from_prepared(&p, &sc.stage)).unwrap();
     assert_eq!(off["event_name"], "Other");
     assert_eq!(off["match_keys"]["lead_id"], "1234567890123456");
     assert_eq!(

@@ -186,7 +186,7 @@ fn index() -> &'static Index {
 
 /// Finds the country a name or code designates.
 pub fn lookup_country(value: &str) -> Option<CountryCode> {
-    let b = value.trim().as_bytes();
+    let b = super::text::trim(value).as_bytes();
     if b.len() == 2 && b.iter().all(u8::is_ascii_alphabetic) {
         let c = CountryCode([b[0].to_ascii_lowercase(), b[1].to_ascii_lowercase()]);
         if index().codes.binary_search(&c).is_ok() {

@@ -113,7 +113,7 @@ pub(super) fn normalize(
     today: (i32, u32, u32),
     out: &mut String,
 ) -> Result<(), DropReason> {
-    let mut v = value.trim();
+    let mut v = super::text::trim(value);
     // ISO date-times: keep the date part.
     if let Some(pos) = v.find(['T', 't']) {
         if pos >= 8

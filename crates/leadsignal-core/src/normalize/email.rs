@@ -5,7 +5,7 @@ use super::DropReason;
 use unicode_normalization::UnicodeNormalization;
 
 pub(super) fn normalize(value: &str, out: &mut String) -> Result<(), DropReason> {
-    let v = value.trim();
+    let v = super::text::trim(value);
     let v = strip_prefix_ci(v, "mailto:").map_or(v, str::trim);
     if v.is_ascii() {
         return ascii(v, out);
@@ -78,8 +78,8 @@ fn ascii(v: &str, out: &mut String) -> Result<(), DropReason> {
             "domain has no valid top-level part",
         ));
     }
-    out.reserve(v.len());
-    out.extend(v.bytes().map(|b| b.to_ascii_lowercase() as char));
+    out.push_str(v);
+    out.make_ascii_lowercase();
     Ok(())
 }
 

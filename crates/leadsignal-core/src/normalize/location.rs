@@ -188,7 +188,7 @@ pub(super) fn zip(
     country: Option<CountryCode>,
     out: &mut String,
 ) -> Result<(), DropReason> {
-    let v = value.trim();
+    let v = super::text::trim(value);
     let digits = || v.bytes().filter(u8::is_ascii_digit);
     let n = digits().count();
     let only_digits_and_seps = v

@@ -185,25 +185,26 @@ pub struct Context {
     pub record_country: Option<CountryCode>,
     /// Ambiguous date order.
     pub date_order: DateOrder,
-    /// Today (UTC) as (year, month, day), for date-of-birth range checks.
-    pub today: (i32, u32, u32),
+    /// The current Unix time, for date-of-birth range checks.
+    pub now: i64,
 }
 
 impl Context {
     /// Context for a record whose country (already normalized) is `record_country`.
     pub fn new(opts: &NormalizeOptions, record_country: Option<CountryCode>, now: i64) -> Self {
-        let today = chrono::DateTime::from_timestamp(now, 0)
-            .map(|t| {
-                use chrono::Datelike;
-                (t.year(), t.month(), t.day())
-            })
-            .unwrap_or((1970, 1, 1));
         Context {
             country: record_country.or(opts.default_country),
             record_country,
             date_order: opts.date_order,
-            today,
+            now,
         }
+    }
+
+    /// Today (UTC) as (year, month, day).
+    pub fn today(&self) -> (i32, u32, u32) {
+        use chrono::Datelike;
+        chrono::DateTime::from_timestamp(self.now, 0)
+            .map_or((1970, 1, 1), |t| (t.year(), t.month(), t.day()))
     }
 }
 
@@ -226,7 +227,7 @@ pub fn normalize_into(
     out: &mut String,
 ) -> Result<Option<Sha256>, DropReason> {
     out.clear();
-    let value = value.trim();
+    let value = text::trim(value);
     if value.len() >= 64 {
         if let Some(h) = Sha256::parse_hex(value) {
             return Ok(Some(h));
@@ -252,7 +253,7 @@ pub fn normalize_into(
             out.push_str(code.as_str());
         }
         Field::Ge => gender::normalize(value, out)?,
-        Field::Db => dob::normalize(value, ctx.date_order, ctx.today, out)?,
+        Field::Db => dob::normalize(value, ctx.date_order, ctx.today(), out)?,
         Field::ExternalId => text::trimmed(value, out),
     }
     Ok(None)

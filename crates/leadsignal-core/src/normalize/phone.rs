@@ -113,7 +113,7 @@ impl Shape {
 }
 
 fn read_shape(value: &str) -> Result<Shape, DropReason> {
-    let v = value.trim();
+    let v = super::text::trim(value);
     let v = strip_prefix_ci(v, "tel:").map_or(v, str::trim_start);
     let bytes = v.as_bytes();
     let mut shape = Shape {

@@ -14,13 +14,14 @@ pub(super) fn letters_only(
     what: &'static str,
     empty_message: &'static str,
 ) -> Result<(), DropReason> {
-    if value.is_ascii() {
-        out.extend(
-            value
-                .bytes()
-                .filter(u8::is_ascii_alphabetic)
-                .map(|b| b.to_ascii_lowercase() as char),
-        );
+    if value.bytes().all(|b| b.is_ascii_alphabetic()) {
+        // The common case ("Jane"): copy, then lowercase in place.
+        out.push_str(value);
+        out.make_ascii_lowercase();
+    } else if value.is_ascii() {
+        for b in value.bytes().filter(u8::is_ascii_alphabetic) {
+            out.push(b.to_ascii_lowercase() as char);
+        }
     } else {
         keep_nfc(value, out, false);
     }
@@ -89,30 +90,70 @@ pub(super) fn trimmed(value: &str, out: &mut String) {
     }
 }
 
-/// Stack buffer for look-up keys.
-pub(super) type KeyBuf = smallvec::SmallVec<[u8; 48]>;
+/// Stack buffer for look-up keys. No table key is longer than 64 letters,
+/// so a longer input folds to the empty key, which matches nothing.
+pub(super) struct KeyBuf {
+    buf: [u8; 64],
+    len: usize,
+}
+
+impl KeyBuf {
+    pub(super) fn new() -> Self {
+        KeyBuf {
+            buf: [0; 64],
+            len: 0,
+        }
+    }
+
+    #[inline]
+    fn push(&mut self, b: u8) -> bool {
+        if self.len == self.buf.len() {
+            self.len = 0;
+            return false;
+        }
+        self.buf[self.len] = b;
+        self.len += 1;
+        true
+    }
+}
 
 /// ASCII key for table look-ups: letters only, lowercase, accents removed
 /// (`Québec` → `quebec`, `U.S.A.` → `usa`).
 pub(super) fn fold_key<'a>(value: &str, out: &'a mut KeyBuf) -> &'a str {
-    out.clear();
+    out.len = 0;
+    let mut fits = true;
     if value.is_ascii() {
-        out.extend(
-            value
-                .bytes()
-                .filter(u8::is_ascii_alphabetic)
-                .map(|b| b.to_ascii_lowercase()),
-        );
+        for b in value.bytes().filter(u8::is_ascii_alphabetic) {
+            fits &= out.push(b.to_ascii_lowercase());
+            if !fits {
+                break;
+            }
+        }
     } else {
         for c in value.nfd() {
             if c.is_ascii_alphabetic() {
-                out.push(c.to_ascii_lowercase() as u8);
+                fits &= out.push(c.to_ascii_lowercase() as u8);
             } else if c == 'ß' {
-                out.extend_from_slice(b"ss");
+                fits &= out.push(b's') && out.push(b's');
+            }
+            if !fits {
+                break;
             }
         }
     }
-    std::str::from_utf8(out).expect("ASCII letters")
+    if !fits {
+        out.len = 0;
+    }
+    std::str::from_utf8(&out.buf[..out.len]).expect("ASCII letters")
+}
+
+/// Trims whitespace, with a fast path for the usual already-trimmed value.
+#[inline]
+pub(crate) fn trim(s: &str) -> &str {
+    match (s.as_bytes().first(), s.as_bytes().last()) {
+        (Some(&f), Some(&l)) if f > b' ' && f < 0x80 && l > b' ' && l < 0x80 => s,
+        _ => s.trim(),
+    }
 }
 
 /// `value` without `prefix` (ASCII, any case), if it starts with it.

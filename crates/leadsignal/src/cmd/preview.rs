@@ -141,14 +141,14 @@ pub fn run(config: Option<&Path>, a: Args) -> anyhow::Result<ExitCode> {
         let result = change.and_then(|sc| {
             prepare(&sc, &pc, now)
                 .map_err(|v| (sc.origin.clone(), v))
-                .map(|p| (sc.origin, p))
+                .map(|p| (sc.origin, sc.stage, p))
         });
         match result {
-            Ok((origin, p)) => {
+            Ok((origin, stage, p)) => {
                 for line in dropped_lines(&origin, &p.dropped, style) {
                     writeln!(stderr, "{line}")?;
                 }
-                prepared.push(p);
+                prepared.push((p, stage));
             }
             Err((origin, v)) => {
                 rejected += 1;
@@ -177,7 +177,10 @@ pub fn run(config: Option<&Path>, a: Args) -> anyhow::Result<ExitCode> {
     }
     for chunk in prepared.chunks(MAX_EVENTS) {
         let body = if pc.profile == Profile::OfflineV7 {
-            let data: Vec<OfflineEvent> = chunk.iter().map(OfflineEvent::from_prepared).collect();
+            let data: Vec<OfflineEvent> = chunk
+                .iter()
+                .map(|(p, stage)| OfflineEvent::from_prepared(p, stage))
+                .collect();
             let request = EventsRequest {
                 data,
                 test_event_code: None,
@@ -186,7 +189,7 @@ pub fn run(config: Option<&Path>, a: Args) -> anyhow::Result<ExitCode> {
             to_json(&request, many)?
         } else {
             let request = EventsRequest {
-                data: chunk.iter().map(|p| p.event.clone()).collect(),
+                data: chunk.iter().map(|(p, _)| p.event.clone()).collect(),
                 test_event_code: a.test_event_code.clone(),
                 partner_agent: cfg.meta.partner_agent.clone(),
             };
