@@ -10,19 +10,6 @@ const H256: [u32; 8] = [
 ];
 use std::fmt;
 
-const HEX: &[u8; 16] = b"0123456789abcdef";
-
-/// Every byte's two hex digits.
-const HEX_PAIRS: [[u8; 2]; 256] = {
-    let mut t = [[0u8; 2]; 256];
-    let mut i = 0;
-    while i < 256 {
-        t[i] = [HEX[i >> 4], HEX[i & 0xf]];
-        i += 1;
-    }
-    t
-};
-
 /// Digests of "a".."z" then "aa".."zz" (702 values, computed once).
 fn short_digests() -> &'static [Sha256] {
     static TABLE: std::sync::OnceLock<Vec<Sha256>> = std::sync::OnceLock::new();
@@ -85,10 +72,15 @@ impl Sha256 {
     #[inline]
     pub fn to_hex_bytes(&self) -> [u8; 64] {
         let mut buf = [0u8; 64];
-        for (pair, b) in buf.chunks_exact_mut(2).zip(self.0) {
-            pair.copy_from_slice(&HEX_PAIRS[b as usize]);
-        }
+        self.write_hex(&mut buf);
         buf
+    }
+
+    /// Writes the 64 lowercase hex digits into `out` (64 bytes long).
+    #[inline]
+    pub fn write_hex(&self, out: &mut [u8]) {
+        // SIMD where the CPU has it (runtime detection inside faster-hex).
+        faster_hex::hex_encode(&self.0, out).expect("64-byte buffer for 32 bytes");
     }
 
     /// SHA-256 of a normalized value, memoized for values of one or two

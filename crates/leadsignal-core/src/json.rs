@@ -62,9 +62,10 @@ fn hashes(out: &mut Vec<u8>, hs: &Hashes) {
         if i > 0 {
             out.push(b',');
         }
-        out.push(b'"');
-        out.extend_from_slice(&h.to_hex_bytes());
-        out.push(b'"');
+        // `"` + 64 hex digits + `"`, written in place.
+        let start = out.len();
+        out.resize(start + 66, b'"');
+        h.write_hex(&mut out[start + 1..start + 65]);
     }
     out.push(b']');
 }
