@@ -332,3 +332,27 @@ fn lead_key(sc: &StageChange, ud: &UserData) -> LeadKey {
         hash: Sha256::of(&joined.join("&")),
     }
 }
+
+impl Prepared {
+    /// The same lead's event for an earlier funnel `stage`, at the same
+    /// time: what the `fill` policy enqueues for a stage the CRM never
+    /// reported. Its `event_id` is that stage's own deterministic ID.
+    pub fn inferred(&self, stage: StageIndex, cfg: &PrepareConfig) -> Prepared {
+        let spec = cfg.funnel.stage(stage);
+        let name = cfg.funnel.event_name(stage).clone();
+        let mut event = self.event.clone();
+        event.event_id = event_id(&cfg.dataset_id, &self.lead_key, &name, event.event_time);
+        if cfg.profile == Profile::LegacyV7 {
+            apply_legacy(&mut event, spec.meta.as_str(), &name);
+        }
+        event.event_name = name;
+        Prepared {
+            event,
+            stage: Some(stage),
+            lifecycle: spec.meta,
+            lead_key: self.lead_key.clone(),
+            send_by: self.send_by,
+            dropped: Vec::new(),
+        }
+    }
+}

@@ -272,3 +272,18 @@ fn missing_stages_for_funnel_order() {
     let conv = f.resolve("won").unwrap();
     assert_eq!(f.missing_before(&[0], conv), vec![1, 2]);
 }
+
+#[test]
+fn inferred_stage_event_has_its_own_name_and_id() {
+    let sc = record(
+        json!({"lead_id": "1234567890123456", "stage": "won", "changed_at": NOW - 60, "email": "a@b.co"}),
+    );
+    let cfg = config();
+    let won = prepare(&sc, &cfg, NOW).unwrap();
+    let lead = won.inferred(0, &cfg);
+    assert_eq!(&*lead.event.event_name, "Lead");
+    assert_eq!(lead.event.event_time, won.event.event_time);
+    assert_eq!(lead.event.user_data, won.event.user_data);
+    let direct = prepare(&record(json!({"lead_id": "1234567890123456", "stage": "new", "changed_at": NOW - 60, "email": "a@b.co"})), &cfg, NOW).unwrap();
+    assert_eq!(lead.event.event_id, direct.event.event_id);
+}

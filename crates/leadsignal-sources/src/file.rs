@@ -8,7 +8,7 @@
 //! JSONL: one JSON object per line; blank lines skipped.
 
 use crate::SourceRow;
-use leadsignal_core::{Origin, StageChangeRecord, Violation, RECORD_FIELDS};
+use leadsignal_core::{Origin, Sha256, StageChangeRecord, Violation, RECORD_FIELDS};
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::Path;
@@ -249,11 +249,14 @@ impl Iterator for FileRows {
                                     columns.len()
                                 ),
                             );
+                            let fingerprint = csv_fingerprint(record);
                             return Some(SourceRow {
                                 origin,
+                                fingerprint,
                                 record: Err(vec![v]),
                             });
                         }
+                        let fingerprint = csv_fingerprint(record);
                         let mut r = StageChangeRecord::default();
                         for (value, column) in record.iter().zip(columns.iter()) {
                             if let Some(field) = column {
@@ -262,6 +265,7 @@ impl Iterator for FileRows {
                         }
                         Some(SourceRow {
                             origin,
+                            fingerprint,
                             record: Ok(r),
                         })
                     }
@@ -280,8 +284,10 @@ impl Iterator for FileRows {
                                 buf: Vec::new(),
                             };
                         }
+                        let fingerprint = Sha256::of(&format!("csv-error:{}", v.message));
                         Some(SourceRow {
                             origin,
+                            fingerprint,
                             record: Err(vec![v]),
                         })
                     }
@@ -297,8 +303,10 @@ impl Iterator for FileRows {
                         let origin = Origin::new(self.name.clone(), *line);
                         let v = Violation::new("io", None, e.to_string());
                         *reader = Box::new(io::empty());
+                        let fingerprint = Sha256::of(&format!("io-error:{}", v.message));
                         return Some(SourceRow {
                             origin,
+                            fingerprint,
                             record: Err(vec![v]),
                         });
                     }
@@ -311,6 +319,7 @@ impl Iterator for FileRows {
                     continue;
                 }
                 let origin = Origin::new(self.name.clone(), *line);
+                let fingerprint = Sha256::of_bytes(text.trim_ascii());
                 let record = serde_json::from_slice::<StageChangeRecord>(text).map_err(|e| {
                     let code = if e.is_data() {
                         "json.field"
@@ -324,8 +333,22 @@ impl Iterator for FileRows {
                         .map_or(msg.clone(), |(m, _)| format!("{m} (column {})", e.column()));
                     vec![Violation::new(code, None, msg)]
                 });
-                return Some(SourceRow { origin, record });
+                return Some(SourceRow {
+                    origin,
+                    fingerprint,
+                    record,
+                });
             },
         }
     }
+}
+
+/// SHA-256 over a CSV row's fields, separated by a byte no cell holds.
+fn csv_fingerprint(record: &csv::StringRecord) -> Sha256 {
+    let mut bytes = Vec::with_capacity(record.as_slice().len() + record.len());
+    for field in record.iter() {
+        bytes.extend_from_slice(field.as_bytes());
+        bytes.push(0x1f);
+    }
+    Sha256::of_bytes(&bytes)
 }

@@ -12,7 +12,7 @@ pub mod file;
 
 pub use file::{FileFormat, FileRows, SourceError};
 
-use leadsignal_core::{Origin, StageChange, StageChangeRecord, Violation};
+use leadsignal_core::{Origin, Sha256, StageChange, StageChangeRecord, Violation};
 
 /// One row read from a source: where it is, and the record or why it could
 /// not be read.
@@ -20,6 +20,9 @@ use leadsignal_core::{Origin, StageChange, StageChangeRecord, Violation};
 pub struct SourceRow {
     /// Source name and 1-based line of the row's start.
     pub origin: Origin,
+    /// SHA-256 of the raw row (CSV fields or the JSON line): recognizes the
+    /// same row again without keeping its content.
+    pub fingerprint: Sha256,
     /// The record, or what is wrong with the row's syntax.
     pub record: Result<StageChangeRecord, Vec<Violation>>,
 }

@@ -1,0 +1,97 @@
+//! # leadsignal-store
+//!
+//! The durable outbox: every prepared event is stored before anything is
+//! sent, with its delivery state; every rejected input row is kept in a
+//! quarantine with its position and reason (never raw contact data).
+//! [`Outbox`] is the one interface; [`SqliteOutbox`] the embedded default.
+
+#![warn(missing_docs)]
+
+mod model;
+mod sqlite;
+
+pub use model::*;
+pub use sqlite::SqliteOutbox;
+
+/// Everything the outbox can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database itself.
+    #[error("database error: {0}")]
+    Db(#[from] rusqlite::Error),
+    /// A schema newer than this program understands.
+    #[error("the database at {path} has schema version {found}, newer than this leadsignal understands ({known}); upgrade leadsignal")]
+    SchemaTooNew {
+        /// Database location.
+        path: String,
+        /// Version found.
+        found: i64,
+        /// Newest version known here.
+        known: i64,
+    },
+    /// A stored payload that does not parse (corruption).
+    #[error("stored event {id} is unreadable: {message}")]
+    Corrupt {
+        /// Outbox row.
+        id: i64,
+        /// Parser message.
+        message: String,
+    },
+    /// An unsupported `store.url`.
+    #[error("unsupported store.url {0:?}: use sqlite://<path> (PostgreSQL comes with the scale-out release)")]
+    Url(String),
+}
+
+/// The outbox interface, shared by every backend.
+pub trait Outbox {
+    /// Stores a batch in one transaction: events (applying the funnel policy
+    /// per lead) and rejected rows. Idempotent: the same input twice adds
+    /// nothing the second time.
+    fn enqueue(
+        &mut self,
+        batch: &[Incoming],
+        ctx: &EnqueueContext<'_>,
+    ) -> Result<EnqueueReport, StoreError>;
+
+    /// Claims up to `limit` due entries for delivery, deadline first, at most
+    /// one per lead and only its earliest undelivered stage, leased until
+    /// `now + lease_secs`. Entries whose lease ran out are claimable again.
+    fn claim(
+        &mut self,
+        dataset_id: &str,
+        limit: usize,
+        lease_secs: i64,
+        now: i64,
+    ) -> Result<Vec<OutboxEntry>, StoreError>;
+
+    /// Records Meta's acceptance of claimed entries.
+    fn mark_sent(
+        &mut self,
+        ids: &[i64],
+        fbtrace_id: Option<&str>,
+        now: i64,
+    ) -> Result<(), StoreError>;
+
+    /// Gives claimed entries back for a later attempt.
+    fn release(
+        &mut self,
+        ids: &[i64],
+        retry_at: i64,
+        error: Option<&str>,
+    ) -> Result<(), StoreError>;
+
+    /// Marks pending and held entries past their send-by deadline as expired;
+    /// returns how many.
+    fn expire_due(&mut self, now: i64) -> Result<u64, StoreError>;
+
+    /// Figures for `leadsignal status`.
+    fn status(&self, now: i64) -> Result<Status, StoreError>;
+}
+
+/// Opens the outbox named by `store.url`.
+pub fn open(url: &str) -> Result<SqliteOutbox, StoreError> {
+    match url.strip_prefix("sqlite://") {
+        Some(path) if !path.is_empty() => SqliteOutbox::open(path),
+        _ => Err(StoreError::Url(url.to_string())),
+    }
+}

@@ -1,0 +1,190 @@
+//! What goes into and comes out of the outbox.
+
+use leadsignal_core::{Funnel, Origin, PrepareConfig, Prepared, ServerEvent, Violation};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// One input row for the outbox.
+#[derive(Debug, Clone)]
+pub enum Incoming {
+    /// A stage change that became an event.
+    Event {
+        /// The prepared event.
+        prepared: Box<Prepared>,
+        /// Where it came from.
+        origin: Origin,
+        /// The CRM record ID, if any (stored with the lead).
+        crm_id: Option<String>,
+        /// When the lead was created, if known.
+        lead_created_at: Option<i64>,
+    },
+    /// A row that was rejected: kept in the quarantine.
+    Rejected {
+        /// Where it came from.
+        origin: Origin,
+        /// Hex SHA-256 of the raw row: recognizes the same row on re-import
+        /// without keeping its (possibly personal) content.
+        fingerprint: String,
+        /// Every reason.
+        violations: Vec<Violation>,
+    },
+}
+
+/// What to do with a stage change whose earlier funnel stages were never seen
+/// (`funnel.missing_stages`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MissingStages {
+    /// Enqueue the missing earlier stages at the same time, ordered before
+    /// it, marked as inferred (default).
+    #[default]
+    Fill,
+    /// Keep it waiting until they arrive, or until it would expire.
+    Hold,
+    /// Quarantine it with a reason.
+    Reject,
+}
+
+/// What `enqueue` needs besides the batch.
+pub struct EnqueueContext<'a> {
+    /// How events were prepared (dataset, funnel, profile): inferred stages
+    /// are built the same way.
+    pub prepare: &'a PrepareConfig,
+    /// The missing-stages policy.
+    pub missing: MissingStages,
+    /// The current time.
+    pub now: i64,
+}
+
+impl EnqueueContext<'_> {
+    /// The funnel.
+    pub fn funnel(&self) -> &Funnel {
+        &self.prepare.funnel
+    }
+}
+
+/// What one `enqueue` did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct EnqueueReport {
+    /// New events stored ready to send.
+    pub accepted: u64,
+    /// Events already in the outbox (same lead, stage and time), or a stage
+    /// the lead already has: nothing added.
+    pub already_known: u64,
+    /// Earlier stages added by the `fill` policy.
+    pub inferred: u64,
+    /// Events kept waiting for earlier stages (`hold`).
+    pub held: u64,
+    /// Held events released because their earlier stages arrived.
+    pub released: u64,
+    /// Rows quarantined (rejected input, and `reject` policy), by rule.
+    pub rejected_by_rule: BTreeMap<String, u64>,
+    /// Rows quarantined.
+    pub rejected: u64,
+}
+
+impl EnqueueReport {
+    /// Adds another report's counts.
+    pub fn add(&mut self, o: &EnqueueReport) {
+        self.accepted += o.accepted;
+        self.already_known += o.already_known;
+        self.inferred += o.inferred;
+        self.held += o.held;
+        self.released += o.released;
+        self.rejected += o.rejected;
+        for (k, v) in &o.rejected_by_rule {
+            *self.rejected_by_rule.entry(k.clone()).or_default() += v;
+        }
+    }
+}
+
+/// Delivery states of an outbox entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    /// Ready to send.
+    Pending,
+    /// Claimed by a sender (leased).
+    Sending,
+    /// Accepted by Meta.
+    Sent,
+    /// Gave up after retries.
+    Failed,
+    /// Past its send-by deadline; never sent.
+    Expired,
+    /// Rejected by Meta; kept for inspection.
+    Quarantined,
+    /// Waiting for earlier stages (`hold` policy).
+    Held,
+}
+
+impl State {
+    /// Every state, in display order.
+    pub const ALL: [State; 7] = [
+        State::Pending,
+        State::Held,
+        State::Sending,
+        State::Sent,
+        State::Failed,
+        State::Expired,
+        State::Quarantined,
+    ];
+
+    /// Stored spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Pending => "pending",
+            State::Sending => "sending",
+            State::Sent => "sent",
+            State::Failed => "failed",
+            State::Expired => "expired",
+            State::Quarantined => "quarantined",
+            State::Held => "held",
+        }
+    }
+
+    /// Parses the stored spelling.
+    pub fn parse(s: &str) -> Option<State> {
+        State::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+}
+
+/// A stored event with its delivery state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxEntry {
+    /// Row ID.
+    pub id: i64,
+    /// Dataset.
+    pub dataset_id: String,
+    /// The lead's key.
+    pub lead_key: String,
+    /// The event as Meta receives it.
+    pub event: ServerEvent,
+    /// Deadline.
+    pub send_by: i64,
+    /// Delivery attempts so far.
+    pub attempts: i64,
+    /// Added by the `fill` policy.
+    pub inferred: bool,
+}
+
+/// Figures for `leadsignal status`.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Status {
+    /// Entries by state.
+    pub by_state: BTreeMap<String, u64>,
+    /// Entries by stage (event_name), then by state.
+    pub by_stage: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Inferred entries (fill policy).
+    pub inferred: u64,
+    /// Event time of the oldest pending entry.
+    pub oldest_pending_event_time: Option<i64>,
+    /// Seconds left before the most urgent pending entry expires.
+    pub seconds_to_next_expiry: Option<i64>,
+    /// Time of the last entry Meta accepted.
+    pub last_sent_at: Option<i64>,
+    /// Quarantined input rows by rule.
+    pub rejected_by_rule: BTreeMap<String, u64>,
+    /// Leads known.
+    pub leads: u64,
+}

@@ -1,0 +1,601 @@
+//! The SQLite outbox: one file, WAL mode, versioned schema.
+
+use crate::model::*;
+use crate::{Outbox, StoreError};
+use leadsignal_core::{Origin, Prepared, ServerEvent, StageIndex, StageRef};
+use rusqlite::{params, Connection, TransactionBehavior};
+use std::collections::HashMap;
+
+/// Schema migrations, in order; `PRAGMA user_version` is the number applied.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE leads (
+    id          INTEGER PRIMARY KEY,
+    dataset_id  TEXT NOT NULL,
+    lead_key    TEXT NOT NULL,           -- lead_id:<n> | crm_id:<id> | <key>:<sha256>
+    lead_id     INTEGER,                 -- Meta lead ID, when known
+    crm_id      TEXT,
+    created_at  INTEGER,                 -- lead creation (Unix s), when known
+    first_seen  INTEGER NOT NULL,
+    UNIQUE (dataset_id, lead_key)
+);
+CREATE TABLE outbox (
+    id              INTEGER PRIMARY KEY,
+    lead            INTEGER NOT NULL REFERENCES leads(id),
+    dataset_id      TEXT NOT NULL,
+    stage           TEXT NOT NULL,       -- event_name
+    stage_rank      INTEGER NOT NULL,    -- funnel position; 10000 for unmapped stages
+    event_time      INTEGER NOT NULL,
+    event_id        TEXT NOT NULL,
+    payload         TEXT NOT NULL,       -- the ServerEvent JSON: hashed data only
+    send_by         INTEGER NOT NULL,    -- event_time + 7 days - margin
+    state           TEXT NOT NULL,       -- pending|held|sending|sent|failed|expired|quarantined
+    inferred        INTEGER NOT NULL DEFAULT 0,
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at INTEGER NOT NULL DEFAULT 0,
+    lease_until     INTEGER,
+    last_error      TEXT,
+    fbtrace_id      TEXT,
+    sent_at         INTEGER,
+    source          TEXT NOT NULL,
+    line            INTEGER NOT NULL,
+    created_at      INTEGER NOT NULL,
+    UNIQUE (lead, stage)                 -- one event per stage per lead
+);
+CREATE INDEX outbox_due ON outbox (dataset_id, state, send_by);
+CREATE TABLE quarantine (
+    id           INTEGER PRIMARY KEY,
+    source       TEXT NOT NULL,
+    line         INTEGER NOT NULL,
+    fingerprint  TEXT NOT NULL,          -- SHA-256 of the raw row: dedup without keeping it
+    rule         TEXT NOT NULL,
+    field        TEXT NOT NULL DEFAULT '',
+    message      TEXT NOT NULL,
+    created_at   INTEGER NOT NULL,
+    UNIQUE (source, fingerprint, rule, field)
+);
+"#];
+
+/// Funnel rank of stages outside the funnel (`NOT_ASSIGNED`): after all others.
+const UNMAPPED_RANK: i64 = 10_000;
+
+/// The embedded outbox.
+pub struct SqliteOutbox {
+    conn: Connection,
+    path: String,
+}
+
+/// A stage a lead already has in the outbox.
+#[derive(Clone)]
+struct Known {
+    row: i64,
+    stage: String,
+    index: Option<StageIndex>,
+    inferred: bool,
+    state: String,
+}
+
+impl SqliteOutbox {
+    /// Opens (creating if needed) the outbox at `path` and applies migrations.
+    pub fn open(path: &str) -> Result<SqliteOutbox, StoreError> {
+        let conn = Connection::open(path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        // FULL: a committed transaction survives power loss, not only a crash.
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        let mut store = SqliteOutbox {
+            conn,
+            path: path.to_string(),
+        };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    /// The schema version this program writes.
+    pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+    fn migrate(&mut self) -> Result<(), StoreError> {
+        let found: i64 = self
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if found > Self::SCHEMA_VERSION {
+            return Err(StoreError::SchemaTooNew {
+                path: self.path.clone(),
+                found,
+                known: Self::SCHEMA_VERSION,
+            });
+        }
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Exclusive)?;
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", i as i64 + 1)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The schema version of the open database.
+    pub fn schema_version(&self) -> Result<i64, StoreError> {
+        Ok(self
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))?)
+    }
+
+    /// Direct access for tests and diagnostics.
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+fn rank(index: Option<StageIndex>) -> i64 {
+    index.map_or(UNMAPPED_RANK, |i| i as i64)
+}
+
+fn payload(event: &ServerEvent) -> String {
+    let mut buf = Vec::with_capacity(1024);
+    event.write_json(&mut buf);
+    String::from_utf8(buf).expect("the JSON writer writes UTF-8")
+}
+
+struct Tx<'a> {
+    tx: rusqlite::Transaction<'a>,
+    leads: HashMap<String, (i64, Vec<Known>)>,
+    report: EnqueueReport,
+}
+
+impl Tx<'_> {
+    /// Adds a quarantine record; false when the same row was already there.
+    fn quarantine(
+        &mut self,
+        origin: &Origin,
+        fingerprint: &str,
+        rule: &str,
+        field: &str,
+        message: &str,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let n = self.tx.prepare_cached(
+            "INSERT OR IGNORE INTO quarantine (source, line, fingerprint, rule, field, message, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?
+        .execute(params![origin.source, origin.line as i64, fingerprint, rule, field, message, now])?;
+        if n > 0 {
+            *self
+                .report
+                .rejected_by_rule
+                .entry(rule.to_string())
+                .or_default() += 1;
+        }
+        Ok(n > 0)
+    }
+
+    /// The lead's row ID and known stages, creating the lead if new.
+    fn lead(
+        &mut self,
+        p: &Prepared,
+        crm_id: Option<&str>,
+        created_at: Option<i64>,
+        dataset: &str,
+        now: i64,
+    ) -> Result<String, StoreError> {
+        let key = p.lead_key.to_string();
+        if self.leads.contains_key(&key) {
+            return Ok(key);
+        }
+        let lead_id = p.event.user_data.lead_id.map(|l| l.get() as i64);
+        let inserted = self
+            .tx
+            .prepare_cached(
+                "INSERT OR IGNORE INTO leads (dataset_id, lead_key, lead_id, crm_id, created_at, first_seen)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![dataset, key, lead_id, crm_id, created_at, now])?;
+        let id = self.tx.last_insert_rowid();
+        let entry = if inserted == 1 {
+            (id, Vec::new())
+        } else {
+            let id: i64 = self
+                .tx
+                .prepare_cached("SELECT id FROM leads WHERE dataset_id = ?1 AND lead_key = ?2")?
+                .query_row(params![dataset, key], |r| r.get(0))?;
+            self.tx
+                .prepare_cached(
+                    "UPDATE leads SET crm_id = coalesce(crm_id, ?2), created_at = coalesce(created_at, ?3) WHERE id = ?1",
+                )?
+                .execute(params![id, crm_id, created_at])?;
+            let mut stmt = self.tx.prepare_cached(
+                "SELECT id, stage, stage_rank, inferred, state FROM outbox WHERE lead = ?1",
+            )?;
+            let known = stmt
+                .query_map([id], |r| {
+                    let rank: i64 = r.get(2)?;
+                    Ok(Known {
+                        row: r.get(0)?,
+                        stage: r.get(1)?,
+                        index: (rank != UNMAPPED_RANK).then_some(rank as usize),
+                        inferred: r.get::<_, i64>(3)? != 0,
+                        state: r.get(4)?,
+                    })
+                })?
+                .collect::<Result<Vec<_>, _>>()?;
+            (id, known)
+        };
+        self.leads.insert(key.clone(), entry);
+        Ok(key)
+    }
+
+    fn insert(
+        &mut self,
+        lead: i64,
+        p: &Prepared,
+        state: State,
+        inferred: bool,
+        origin: &Origin,
+        now: i64,
+    ) -> Result<i64, StoreError> {
+        let e = &p.event;
+        self.tx
+            .prepare_cached(
+                "INSERT INTO outbox (lead, dataset_id, stage, stage_rank, event_time, event_id, payload, send_by,
+                                     state, inferred, next_attempt_at, source, line, created_at)
+                 VALUES (?1, (SELECT dataset_id FROM leads WHERE id = ?1), ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 0, ?10, ?11, ?12)",
+            )?
+            .execute(params![
+                lead,
+                &*e.event_name,
+                rank(p.stage),
+                e.event_time,
+                e.event_id.as_str(),
+                payload(e),
+                p.send_by,
+                state.as_str(),
+                inferred as i64,
+                origin.source,
+                origin.line as i64,
+                now
+            ])?;
+        Ok(self.tx.last_insert_rowid())
+    }
+
+    fn event(
+        &mut self,
+        p: &Prepared,
+        origin: &Origin,
+        crm_id: Option<&str>,
+        created_at: Option<i64>,
+        ctx: &EnqueueContext<'_>,
+    ) -> Result<(), StoreError> {
+        let now = ctx.now;
+        let key = self.lead(p, crm_id, created_at, &ctx.prepare.dataset_id, now)?;
+        let (lead, known) = self.leads.get(&key).cloned().expect("just loaded");
+        let name = &*p.event.event_name;
+        if let Some(k) = known.iter().find(|k| k.stage == name) {
+            // A real stage change replaces a stage that was only inferred.
+            if k.inferred && (k.state == "pending" || k.state == "held") {
+                let e = &p.event;
+                self.tx
+                    .prepare_cached(
+                        "UPDATE outbox SET event_time = ?2, event_id = ?3, payload = ?4, send_by = ?5,
+                                inferred = 0, source = ?6, line = ?7 WHERE id = ?1",
+                    )?
+                    .execute(params![k.row, e.event_time, e.event_id.as_str(), payload(e), p.send_by, origin.source, origin.line as i64])?;
+                self.set_known(&key, k.row, |k| k.inferred = false);
+                self.report.accepted += 1;
+            } else {
+                self.report.already_known += 1;
+            }
+            return Ok(());
+        }
+        let present: Vec<StageIndex> = known.iter().filter_map(|k| k.index).collect();
+        let this = match p.stage {
+            Some(i) => StageRef::Known(i),
+            None => StageRef::Unmapped(name),
+        };
+        let missing = ctx.funnel().missing_before(&present, this);
+        let state = if missing.is_empty() {
+            State::Pending
+        } else {
+            match ctx.missing {
+                MissingStages::Fill => {
+                    for &m in &missing {
+                        let inferred = p.inferred(m, ctx.prepare);
+                        let row =
+                            self.insert(lead, &inferred, State::Pending, true, origin, now)?;
+                        self.push_known(&key, row, &inferred, true, State::Pending);
+                        self.report.inferred += 1;
+                    }
+                    State::Pending
+                }
+                MissingStages::Hold => State::Held,
+                MissingStages::Reject => {
+                    let names: Vec<&str> = missing
+                        .iter()
+                        .map(|&m| &**ctx.funnel().event_name(m))
+                        .collect();
+                    let message = format!(
+                        "stage {name:?} arrived but earlier stage(s) {} were never seen for this lead; funnel.missing_stages = \"reject\"",
+                        names.join(", ")
+                    );
+                    let fingerprint = format!("{}:{}", p.event.event_id, "missing");
+                    if self.quarantine(
+                        origin,
+                        &fingerprint,
+                        "funnel.missing_stages",
+                        "stage",
+                        &message,
+                        now,
+                    )? {
+                        self.report.rejected += 1;
+                    } else {
+                        self.report.already_known += 1;
+                    }
+                    return Ok(());
+                }
+            }
+        };
+        let row = self.insert(lead, p, state, false, origin, now)?;
+        self.push_known(&key, row, p, false, state);
+        if state == State::Held {
+            self.report.held += 1;
+        } else {
+            self.report.accepted += 1;
+            self.release_held(&key, ctx)?;
+        }
+        Ok(())
+    }
+
+    fn push_known(&mut self, key: &str, row: i64, p: &Prepared, inferred: bool, state: State) {
+        if let Some((_, known)) = self.leads.get_mut(key) {
+            known.push(Known {
+                row,
+                stage: p.event.event_name.to_string(),
+                index: p.stage,
+                inferred,
+                state: state.as_str().to_string(),
+            });
+        }
+    }
+
+    fn set_known(&mut self, key: &str, row: i64, f: impl FnOnce(&mut Known)) {
+        if let Some(k) = self
+            .leads
+            .get_mut(key)
+            .and_then(|(_, ks)| ks.iter_mut().find(|k| k.row == row))
+        {
+            f(k);
+        }
+    }
+
+    /// Held stages of a lead whose earlier stages are now all there become pending.
+    fn release_held(&mut self, key: &str, ctx: &EnqueueContext<'_>) -> Result<(), StoreError> {
+        let Some((_, known)) = self.leads.get(key).cloned() else {
+            return Ok(());
+        };
+        let present: Vec<StageIndex> = known.iter().filter_map(|k| k.index).collect();
+        for k in known.iter().filter(|k| k.state == "held") {
+            let this = match k.index {
+                Some(i) => StageRef::Known(i),
+                None => StageRef::Unmapped(&k.stage),
+            };
+            if ctx.funnel().missing_before(&present, this).is_empty() {
+                self.tx
+                    .prepare_cached(
+                        "UPDATE outbox SET state = 'pending' WHERE id = ?1 AND state = 'held'",
+                    )?
+                    .execute([k.row])?;
+                self.set_known(key, k.row, |k| k.state = "pending".into());
+                self.report.released += 1;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, String, String, String, i64, i64, i64)> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+    ))
+}
+
+impl Outbox for SqliteOutbox {
+    fn enqueue(
+        &mut self,
+        batch: &[Incoming],
+        ctx: &EnqueueContext<'_>,
+    ) -> Result<EnqueueReport, StoreError> {
+        let mut t = Tx {
+            tx: self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)?,
+            leads: HashMap::new(),
+            report: EnqueueReport::default(),
+        };
+        for item in batch {
+            match item {
+                Incoming::Event {
+                    prepared,
+                    origin,
+                    crm_id,
+                    lead_created_at,
+                } => {
+                    t.event(prepared, origin, crm_id.as_deref(), *lead_created_at, ctx)?;
+                }
+                Incoming::Rejected {
+                    origin,
+                    fingerprint,
+                    violations,
+                } => {
+                    let mut new = false;
+                    for v in violations {
+                        new |= t.quarantine(
+                            origin,
+                            fingerprint,
+                            v.code,
+                            v.field.unwrap_or(""),
+                            &v.message,
+                            ctx.now,
+                        )?;
+                    }
+                    if new {
+                        t.report.rejected += 1;
+                    } else {
+                        t.report.already_known += 1;
+                    }
+                }
+            }
+        }
+        let report = t.report;
+        t.tx.commit()?;
+        Ok(report)
+    }
+
+    fn claim(
+        &mut self,
+        dataset_id: &str,
+        limit: usize,
+        lease_secs: i64,
+        now: i64,
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // Leases that ran out (a sender died): claimable again.
+        tx.prepare_cached("UPDATE outbox SET state = 'pending', lease_until = NULL WHERE dataset_id = ?1 AND state = 'sending' AND lease_until < ?2")?
+            .execute(params![dataset_id, now])?;
+        let rows = tx
+            .prepare_cached(
+                "SELECT o.id, o.dataset_id, l.lead_key, o.payload, o.send_by, o.attempts, o.inferred
+                   FROM outbox o JOIN leads l ON l.id = o.lead
+                  WHERE o.dataset_id = ?1 AND o.state = 'pending' AND o.next_attempt_at <= ?2 AND o.send_by >= ?2
+                    AND NOT EXISTS (
+                        SELECT 1 FROM outbox p
+                         WHERE p.lead = o.lead AND p.id != o.id AND p.state IN ('pending', 'sending', 'held')
+                           AND (p.event_time < o.event_time OR (p.event_time = o.event_time AND p.stage_rank < o.stage_rank)))
+                  ORDER BY o.send_by, o.id
+                  LIMIT ?3",
+            )?
+            .query_map(params![dataset_id, now, limit as i64], entry)?
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut out = Vec::with_capacity(rows.len());
+        {
+            let mut lease = tx.prepare_cached(
+                "UPDATE outbox SET state = 'sending', lease_until = ?2 WHERE id = ?1",
+            )?;
+            for (id, dataset_id, lead_key, payload, send_by, attempts, inferred) in rows {
+                lease.execute(params![id, now + lease_secs])?;
+                let event = serde_json::from_str(&payload).map_err(|e| StoreError::Corrupt {
+                    id,
+                    message: e.to_string(),
+                })?;
+                out.push(OutboxEntry {
+                    id,
+                    dataset_id,
+                    lead_key,
+                    event,
+                    send_by,
+                    attempts,
+                    inferred: inferred != 0,
+                });
+            }
+        }
+        tx.commit()?;
+        Ok(out)
+    }
+
+    fn mark_sent(
+        &mut self,
+        ids: &[i64],
+        fbtrace_id: Option<&str>,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "UPDATE outbox SET state = 'sent', sent_at = ?2, fbtrace_id = ?3, lease_until = NULL, attempts = attempts + 1
+                  WHERE id = ?1 AND state = 'sending'",
+            )?;
+            for id in ids {
+                stmt.execute(params![id, now, fbtrace_id])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn release(
+        &mut self,
+        ids: &[i64],
+        retry_at: i64,
+        error: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "UPDATE outbox SET state = 'pending', next_attempt_at = ?2, last_error = ?3, lease_until = NULL,
+                        attempts = attempts + 1
+                  WHERE id = ?1 AND state = 'sending'",
+            )?;
+            for id in ids {
+                stmt.execute(params![id, retry_at, error])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn expire_due(&mut self, now: i64) -> Result<u64, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("UPDATE outbox SET state = 'expired' WHERE state IN ('pending', 'held') AND send_by < ?1")?
+            .execute([now])? as u64)
+    }
+
+    fn status(&self, now: i64) -> Result<Status, StoreError> {
+        let c = &self.conn;
+        let mut s = Status::default();
+        let mut stmt = c.prepare(
+            "SELECT stage, state, count(*), sum(inferred) FROM outbox GROUP BY stage, state",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, i64>(3)?,
+            ))
+        })?;
+        for row in rows {
+            let (stage, state, n, inferred) = row?;
+            *s.by_state.entry(state.clone()).or_default() += n as u64;
+            *s.by_stage
+                .entry(stage)
+                .or_default()
+                .entry(state)
+                .or_default() += n as u64;
+            s.inferred += inferred as u64;
+        }
+        let (oldest, next_deadline): (Option<i64>, Option<i64>) = c.query_row(
+            "SELECT min(event_time), min(send_by) FROM outbox WHERE state IN ('pending', 'held', 'sending')",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        s.oldest_pending_event_time = oldest;
+        s.seconds_to_next_expiry = next_deadline.map(|d| d - now);
+        s.last_sent_at = c.query_row("SELECT max(sent_at) FROM outbox", [], |r| r.get(0))?;
+        let mut stmt = c.prepare("SELECT rule, count(*) FROM quarantine GROUP BY rule")?;
+        for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
+            let (rule, n) = row?;
+            s.rejected_by_rule.insert(rule, n as u64);
+        }
+        s.leads = c.query_row("SELECT count(*) FROM leads", [], |r| r.get::<_, i64>(0))? as u64;
+        Ok(s)
+    }
+}

@@ -1,0 +1,306 @@
+//! The SQLite outbox against its contract: idempotent enqueue, funnel
+//! policies, quarantine, claiming order and leases, expiry, status.
+
+use leadsignal_core::sample::config;
+use leadsignal_core::{prepare, LeadId, Origin, PrepareConfig, StageChange, Violation};
+use leadsignal_store::*;
+
+/// 2026-11-21T12:00:00Z
+const NOW: i64 = 1_795_262_400;
+
+fn store() -> (tempfile::TempDir, SqliteOutbox) {
+    let dir = tempfile::tempdir().unwrap();
+    let s = SqliteOutbox::open(dir.path().join("o.db").to_str().unwrap()).unwrap();
+    (dir, s)
+}
+
+fn change(lead: u64, stage: &str, at: i64, line: u64) -> Incoming {
+    let sc = StageChange {
+        lead_id: Some(LeadId::from_u64(lead).unwrap()),
+        stage: stage.into(),
+        changed_at: at,
+        origin: Origin::new("t.csv", line),
+        ..Default::default()
+    };
+    let p = prepare(&sc, &config(), NOW).unwrap();
+    Incoming::Event {
+        prepared: Box::new(p),
+        origin: sc.origin,
+        crm_id: None,
+        lead_created_at: None,
+    }
+}
+
+fn ctx(cfg: &PrepareConfig, missing: MissingStages) -> EnqueueContext<'_> {
+    EnqueueContext {
+        prepare: cfg,
+        missing,
+        now: NOW,
+    }
+}
+
+fn stages(s: &SqliteOutbox) -> Vec<(String, String, i64)> {
+    let mut st = s
+        .connection()
+        .prepare("SELECT stage, state, inferred FROM outbox ORDER BY event_time, stage_rank")
+        .unwrap();
+    st.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+const L1: u64 = 1_234_567_890_123_456;
+const L2: u64 = 1_234_567_890_123_457;
+
+#[test]
+fn enqueue_is_idempotent() {
+    let (_d, mut s) = store();
+    let cfg = config();
+    let batch = vec![
+        change(L1, "new", NOW - 300, 2),
+        change(L1, "mql", NOW - 200, 3),
+        change(L2, "new", NOW - 100, 4),
+    ];
+    let r = s.enqueue(&batch, &ctx(&cfg, MissingStages::Fill)).unwrap();
+    assert_eq!((r.accepted, r.already_known, r.inferred), (3, 0, 0));
+    let r = s.enqueue(&batch, &ctx(&cfg, MissingStages::Fill)).unwrap();
+    assert_eq!((r.accepted, r.already_known), (0, 3));
+    let n: i64 = s
+        .connection()
+        .query_row("SELECT count(*) FROM outbox", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 3);
+    // Stored payload is the exact event, hashed data only.
+    let payload: String = s
+        .connection()
+        .query_row(
+            "SELECT payload FROM outbox WHERE stage = 'Lead' LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(
+        payload.contains("\"lead_id\":1234567890123456")
+            && payload.contains("\"event_source\":\"crm\"")
+    );
+}
+
+#[test]
+fn repeated_and_backwards_stage_changes_add_nothing() {
+    let (_d, mut s) = store();
+    let cfg = config();
+    let c = ctx(&cfg, MissingStages::Fill);
+    s.enqueue(
+        &[
+            change(L1, "new", NOW - 300, 2),
+            change(L1, "mql", NOW - 200, 3),
+        ],
+        &c,
+    )
+    .unwrap();
+    // Back to "new" later, then "mql" again: each stage is sent once per lead.
+    let r = s
+        .enqueue(
+            &[
+                change(L1, "new", NOW - 100, 4),
+                change(L1, "mql", NOW - 50, 5),
+            ],
+            &c,
+        )
+        .unwrap();
+    assert_eq!((r.accepted, r.already_known), (0, 2));
+}
+
+#[test]
+fn fill_policy_infers_missing_earlier_stages_in_order() {
+    let (_d, mut s) = store();
+    let cfg = config();
+    let r = s
+        .enqueue(
+            &[change(L1, "won", NOW - 100, 2)],
+            &ctx(&cfg, MissingStages::Fill),
+        )
+        .unwrap();
+    assert_eq!((r.accepted, r.inferred), (1, 3));
+    assert_eq!(
+        stages(&s),
+        [
+            ("Lead".into(), "pending".into(), 1),
+            ("Marketing Qualified Lead".into(), "pending".into(), 1),
+            ("Sales Opportunity".into(), "pending".into(), 1),
+            ("Converted".into(), "pending".into(), 0)
+        ]
+    );
+    // The real "new" arriving later replaces the inferred one (earlier time, real ID).
+    let r = s
+        .enqueue(
+            &[change(L1, "new", NOW - 3000, 3)],
+            &ctx(&cfg, MissingStages::Fill),
+        )
+        .unwrap();
+    assert_eq!((r.accepted, r.already_known), (1, 0));
+    let (t, inferred): (i64, i64) = s
+        .connection()
+        .query_row(
+            "SELECT event_time, inferred FROM outbox WHERE stage = 'Lead'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((t, inferred), (NOW - 3000, 0));
+    // Terminal stages need only the raw lead.
+    let r = s
+        .enqueue(
+            &[change(L2, "unqualified", NOW - 100, 4)],
+            &ctx(&cfg, MissingStages::Fill),
+        )
+        .unwrap();
+    assert_eq!((r.accepted, r.inferred), (1, 1));
+}
+
+#[test]
+fn hold_policy_waits_for_earlier_stages() {
+    let (_d, mut s) = store();
+    let cfg = config();
+    let c = ctx(&cfg, MissingStages::Hold);
+    let r = s.enqueue(&[change(L1, "mql", NOW - 100, 2)], &c).unwrap();
+    assert_eq!((r.accepted, r.held), (0, 1));
+    assert!(
+        s.claim(&cfg.dataset_id, 10, 60, NOW).unwrap().is_empty(),
+        "held entries are not sent"
+    );
+    let r = s.enqueue(&[change(L1, "new", NOW - 200, 3)], &c).unwrap();
+    assert_eq!((r.accepted, r.released), (1, 1));
+    assert_eq!(
+        stages(&s),
+        [
+            ("Lead".into(), "pending".into(), 0),
+            ("Marketing Qualified Lead".into(), "pending".into(), 0)
+        ]
+    );
+    // Held past the deadline: expired, never sent.
+    s.enqueue(&[change(L2, "mql", NOW - 100, 4)], &c).unwrap();
+    assert_eq!(s.expire_due(NOW + 8 * 86_400).unwrap(), 3);
+}
+
+#[test]
+fn reject_policy_quarantines_with_a_reason() {
+    let (_d, mut s) = store();
+    let cfg = config();
+    let c = ctx(&cfg, MissingStages::Reject);
+    let r = s
+        .enqueue(&[change(L1, "opportunity", NOW - 100, 7)], &c)
+        .unwrap();
+    assert_eq!((r.accepted, r.rejected), (0, 1));
+    let (line, rule, msg): (i64, String, String) = s
+        .connection()
+        .query_row("SELECT line, rule, message FROM quarantine", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .unwrap();
+    assert_eq!((line, rule.as_str()), (7, "funnel.missing_stages"));
+    assert!(msg.contains("Lead, Marketing Qualified Lead"), "{msg}");
+    // Re-import: nothing twice.
+    let r = s
+        .enqueue(&[change(L1, "opportunity", NOW - 100, 7)], &c)
+        .unwrap();
+    assert_eq!(r.rejected, 0);
+}
+
+#[test]
+fn rejected_rows_are_quarantined_once_without_raw_values() {
+    let (_d, mut s) = store();
+    let cfg = config();
+    let bad = Incoming::Rejected {
+        origin: Origin::new("x.csv", 9),
+        fingerprint: "ab".repeat(32),
+        violations: vec![Violation::new(
+            "lead_id.scientific_notation",
+            Some("lead_id"),
+            "lead_id \"1.23E+15\" ...",
+        )],
+    };
+    let r = s
+        .enqueue(std::slice::from_ref(&bad), &ctx(&cfg, MissingStages::Fill))
+        .unwrap();
+    assert_eq!(r.rejected, 1);
+    let r = s.enqueue(&[bad], &ctx(&cfg, MissingStages::Fill)).unwrap();
+    assert_eq!((r.rejected, r.already_known), (0, 1));
+    let st = s.status(NOW).unwrap();
+    assert_eq!(st.rejected_by_rule["lead_id.scientific_notation"], 1);
+}
+
+#[test]
+fn claim_orders_by_deadline_keeps_lead_order_and_leases() {
+    let (_d, mut s) = store();
+    let cfg = config();
+    let c = ctx(&cfg, MissingStages::Fill);
+    // L1: new (older) and mql; L2: new, most recent.
+    s.enqueue(
+        &[
+            change(L1, "new", NOW - 5000, 2),
+            change(L1, "mql", NOW - 4000, 3),
+            change(L2, "new", NOW - 100, 4),
+        ],
+        &c,
+    )
+    .unwrap();
+    let first = s.claim(&cfg.dataset_id, 10, 60, NOW).unwrap();
+    let names: Vec<(u64, String)> = first
+        .iter()
+        .map(|e| {
+            (
+                e.event.user_data.lead_id.unwrap().get(),
+                e.event.event_name.to_string(),
+            )
+        })
+        .collect();
+    // Deadline first; never L1's MQL while its Lead is not sent.
+    assert_eq!(names, [(L1, "Lead".to_string()), (L2, "Lead".to_string())]);
+    assert!(
+        s.claim(&cfg.dataset_id, 10, 60, NOW).unwrap().is_empty(),
+        "claimed entries are leased"
+    );
+    s.mark_sent(&[first[0].id], Some("trace-1"), NOW).unwrap();
+    let next = s.claim(&cfg.dataset_id, 10, 60, NOW).unwrap();
+    assert_eq!(next.len(), 1);
+    assert_eq!(&*next[0].event.event_name, "Marketing Qualified Lead");
+    // A sender that dies: its lease runs out and the entries come back.
+    let again = s.claim(&cfg.dataset_id, 10, 60, NOW + 61).unwrap();
+    assert_eq!(again.len(), 2);
+    // Released for a retry: not due before retry_at.
+    s.release(&[again[0].id], NOW + 500, Some("HTTP 503"))
+        .unwrap();
+    assert!(s
+        .claim(&cfg.dataset_id, 10, 60, NOW + 62)
+        .unwrap()
+        .iter()
+        .all(|e| e.id != again[0].id));
+    let st = s.status(NOW).unwrap();
+    assert_eq!(st.by_state["sent"], 1);
+    assert_eq!(st.last_sent_at, Some(NOW));
+    assert_eq!(st.leads, 2);
+}
+
+#[test]
+fn schema_version_is_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("o.db");
+    let s = SqliteOutbox::open(path.to_str().unwrap()).unwrap();
+    assert_eq!(s.schema_version().unwrap(), SqliteOutbox::SCHEMA_VERSION);
+    s.connection()
+        .pragma_update(None, "user_version", 99)
+        .unwrap();
+    drop(s);
+    let e = SqliteOutbox::open(path.to_str().unwrap())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("schema version 99"), "{e}");
+    assert!(open("postgres://x")
+        .err()
+        .unwrap()
+        .to_string()
+        .contains("unsupported store.url"));
+}
