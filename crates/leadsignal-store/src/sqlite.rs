@@ -146,7 +146,7 @@ struct Tx<'a> {
 }
 
 impl Tx<'_> {
-    /// Adds a quarantine record; false when the same row was already there.
+    /// Adds a quarantine record (once per row and rule); false when it was already there.
     fn quarantine(
         &mut self,
         origin: &Origin,
@@ -161,13 +161,12 @@ impl Tx<'_> {
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )?
         .execute(params![origin.source, origin.line as i64, fingerprint, rule, field, message, now])?;
-        if n > 0 {
-            *self
-                .report
-                .rejected_by_rule
-                .entry(rule.to_string())
-                .or_default() += 1;
-        }
+        // Counted on every run (the row is still rejected); stored once.
+        *self
+            .report
+            .rejected_by_rule
+            .entry(rule.to_string())
+            .or_default() += 1;
         Ok(n > 0)
     }
 
@@ -319,18 +318,15 @@ impl Tx<'_> {
                         names.join(", ")
                     );
                     let fingerprint = format!("{}:{}", p.event.event_id, "missing");
-                    if self.quarantine(
+                    self.quarantine(
                         origin,
                         &fingerprint,
                         "funnel.missing_stages",
                         "stage",
                         &message,
                         now,
-                    )? {
-                        self.report.rejected += 1;
-                    } else {
-                        self.report.already_known += 1;
-                    }
+                    )?;
+                    self.report.rejected += 1;
                     return Ok(());
                 }
             }
@@ -433,9 +429,8 @@ impl Outbox for SqliteOutbox {
                     fingerprint,
                     violations,
                 } => {
-                    let mut new = false;
                     for v in violations {
-                        new |= t.quarantine(
+                        t.quarantine(
                             origin,
                             fingerprint,
                             v.code,
@@ -444,11 +439,7 @@ impl Outbox for SqliteOutbox {
                             ctx.now,
                         )?;
                     }
-                    if new {
-                        t.report.rejected += 1;
-                    } else {
-                        t.report.already_known += 1;
-                    }
+                    t.report.rejected += 1;
                 }
             }
         }

@@ -201,11 +201,16 @@ fn reject_policy_quarantines_with_a_reason() {
         .unwrap();
     assert_eq!((line, rule.as_str()), (7, "funnel.missing_stages"));
     assert!(msg.contains("Lead, Marketing Qualified Lead"), "{msg}");
-    // Re-import: nothing twice.
+    // Re-import: still rejected, stored once.
     let r = s
         .enqueue(&[change(L1, "opportunity", NOW - 100, 7)], &c)
         .unwrap();
-    assert_eq!(r.rejected, 0);
+    assert_eq!(r.rejected, 1);
+    let n: i64 = s
+        .connection()
+        .query_row("SELECT count(*) FROM quarantine", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 1);
 }
 
 #[test]
@@ -226,7 +231,12 @@ fn rejected_rows_are_quarantined_once_without_raw_values() {
         .unwrap();
     assert_eq!(r.rejected, 1);
     let r = s.enqueue(&[bad], &ctx(&cfg, MissingStages::Fill)).unwrap();
-    assert_eq!((r.rejected, r.already_known), (0, 1));
+    assert_eq!(r.rejected, 1, "still rejected on a re-import");
+    let n: i64 = s
+        .connection()
+        .query_row("SELECT count(*) FROM quarantine", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 1, "stored once");
     let st = s.status(NOW).unwrap();
     assert_eq!(st.rejected_by_rule["lead_id.scientific_notation"], 1);
 }

@@ -30,9 +30,8 @@ pub struct Config {
     /// `[rules]`
     #[serde(default)]
     pub rules: TimeRules,
-    /// `[store]` (used by the outbox commands).
+    /// `[store]`
     #[serde(default)]
-    #[allow(dead_code)]
     pub store: StoreConfig,
     /// `[delivery]` (used by the sender).
     #[serde(default)]
@@ -129,6 +128,9 @@ pub struct FunnelConfig {
     /// Unknown CRM stages: `reject` or `not_assigned`.
     #[serde(default)]
     pub unknown_stage: UnknownStage,
+    /// A stage change whose earlier stages were never seen: `fill`, `hold` or `reject`.
+    #[serde(default)]
+    pub missing_stages: leadsignal_store::MissingStages,
 }
 
 impl Default for FunnelConfig {
@@ -136,6 +138,7 @@ impl Default for FunnelConfig {
         FunnelConfig {
             stages: Funnel::default_stages(),
             unknown_stage: UnknownStage::Reject,
+            missing_stages: leadsignal_store::MissingStages::default(),
         }
     }
 }
@@ -143,7 +146,6 @@ impl Default for FunnelConfig {
 /// `[store]`
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-#[allow(dead_code)]
 pub struct StoreConfig {
     /// `sqlite://leadsignal.db` or `postgres://...`.
     pub url: String,
@@ -256,6 +258,24 @@ impl Config {
             default_country: self.normalize.default_country,
             date_order: self.normalize.date_order,
         }
+    }
+
+    /// What `prepare` needs for commands that store events: the dataset and
+    /// the CRM name must be set, since events are keyed by the first and
+    /// invalid without the second.
+    pub fn prepare_config_for_outbox(&self) -> anyhow::Result<PrepareConfig> {
+        if self
+            .meta
+            .dataset_id
+            .as_deref()
+            .is_none_or(|d| d.trim().is_empty())
+        {
+            bail!("[meta] dataset_id is not set (or LEADSIGNAL_META__DATASET_ID): stored events are keyed by their dataset");
+        }
+        if self.crm.name.as_deref().is_none_or(|n| n.trim().is_empty()) {
+            bail!("[crm] name is not set (or LEADSIGNAL_CRM__NAME): it is sent as custom_data.lead_event_source, without which Meta does not count the events");
+        }
+        self.prepare_config("unset")
     }
 
     /// What `prepare` needs. The dataset ID may be absent for offline checks

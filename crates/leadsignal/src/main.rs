@@ -30,6 +30,10 @@ enum Command {
     Preview(Box<cmd::preview::Args>),
     /// Check CSV or JSONL files of stage changes offline.
     Validate(cmd::validate::Args),
+    /// Import CSV or JSONL stage-change files into the durable outbox.
+    Import(cmd::import::Args),
+    /// Show what the outbox holds.
+    Status(cmd::status::Args),
     /// Run bundled sample CRM data through the whole path (no config needed).
     Demo(cmd::demo::Args),
     /// Measure events/second of prepare + serialization, and peak memory.
@@ -42,6 +46,8 @@ fn main() -> ExitCode {
         Command::Hash(a) => cmd::hash::run(cli.config.as_deref(), a),
         Command::Preview(a) => cmd::preview::run(cli.config.as_deref(), *a),
         Command::Validate(a) => cmd::validate::run(cli.config.as_deref(), a),
+        Command::Import(a) => cmd::import::run(cli.config.as_deref(), a),
+        Command::Status(a) => cmd::status::run(cli.config.as_deref(), a),
         Command::Demo(a) => cmd::demo::run(a),
         Command::Bench(a) => cmd::bench::run(a),
     };

@@ -3,7 +3,9 @@
 pub mod bench;
 pub mod demo;
 pub mod hash;
+pub mod import;
 pub mod preview;
+pub mod status;
 pub mod validate;
 
 /// The current Unix time, or `--now` when given (for reproducible output).

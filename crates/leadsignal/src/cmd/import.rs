@@ -1,0 +1,284 @@
+//! `leadsignal import <file>...`: CRM exports into the durable outbox.
+
+use crate::config::Config;
+use crate::report::Style;
+use anyhow::Context as _;
+use indicatif::{ProgressBar, ProgressStyle};
+use leadsignal_core::{prepare, PrepareConfig};
+use leadsignal_sources::FileRows;
+use leadsignal_store::{EnqueueContext, EnqueueReport, Incoming, MissingStages, Outbox};
+use serde::Serialize;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// Rows per transaction: large enough to amortize the commit, small enough
+/// that a crash loses little work (the re-run redoes it, idempotently).
+const BATCH: usize = 5_000;
+
+/// Import CSV or JSONL stage-change files into the outbox. Every row ends as
+/// an event ready to send or a quarantine record with its position and
+/// reason; importing the same rows again adds nothing.
+#[derive(clap::Args)]
+#[command(
+    after_help = "Exit status: 0 when every row was stored (or already known), 1 when any row \
+was rejected or a file could not be read, 2 on usage or configuration errors."
+)]
+pub struct Args {
+    /// Files to import (.csv, .tsv, .jsonl; other names are sniffed).
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Also write the rejected rows' positions and reasons to this CSV file.
+    #[arg(long, value_name = "FILE")]
+    pub rejects: Option<PathBuf>,
+    /// Print one JSON summary object instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Check the time rules as of this Unix time instead of now.
+    #[arg(long)]
+    pub now: Option<i64>,
+}
+
+/// What an import did.
+#[derive(Debug, Default, Serialize)]
+pub struct Summary {
+    /// Rows read from the files.
+    pub rows: u64,
+    /// Files that could not be read.
+    pub unreadable_files: Vec<String>,
+    /// The outbox's account of it.
+    #[serde(flatten)]
+    pub store: EnqueueReport,
+    /// Wall time.
+    pub seconds: f64,
+}
+
+/// One rejected row for `--rejects`.
+pub struct Reject {
+    /// File.
+    pub source: String,
+    /// Line.
+    pub line: u64,
+    /// Record field, or empty.
+    pub field: String,
+    /// Rule code.
+    pub rule: String,
+    /// Explanation (never a raw contact value).
+    pub message: String,
+}
+
+/// Reads, prepares and stores `files`. Parsing and `prepare` run on a second
+/// thread while this one writes to the store.
+pub fn import_files(
+    files: &[PathBuf],
+    pc: &PrepareConfig,
+    missing: MissingStages,
+    store: &mut dyn Outbox,
+    now: i64,
+    mut on_progress: impl FnMut(&Summary),
+    mut on_reject: impl FnMut(Reject),
+) -> anyhow::Result<Summary> {
+    let started = Instant::now();
+    let (tx, rx) = mpsc::sync_channel::<Result<(u64, Vec<Incoming>), String>>(4);
+    let mut summary = Summary::default();
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        let reader = scope.spawn(move || {
+            for path in files {
+                let rows = match FileRows::open(path) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        if tx.send(Err(e.to_string())).is_err() {
+                            return;
+                        }
+                        continue;
+                    }
+                };
+                let mut batch = Vec::with_capacity(BATCH);
+                let mut read = 0u64;
+                for row in rows {
+                    read += 1;
+                    let fingerprint = row.fingerprint.to_string();
+                    let item = match row.into_stage_change() {
+                        Err((origin, violations)) => Incoming::Rejected {
+                            origin,
+                            fingerprint,
+                            violations,
+                        },
+                        Ok(sc) => match prepare(&sc, pc, now) {
+                            Ok(p) => Incoming::Event {
+                                prepared: Box::new(p),
+                                origin: sc.origin,
+                                crm_id: sc.crm_id,
+                                lead_created_at: sc.lead_created_at,
+                            },
+                            Err(violations) => Incoming::Rejected {
+                                origin: sc.origin,
+                                fingerprint,
+                                violations,
+                            },
+                        },
+                    };
+                    batch.push(item);
+                    if batch.len() == BATCH {
+                        let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                        if tx.send(Ok((read, full))).is_err() {
+                            return;
+                        }
+                        read = 0;
+                    }
+                }
+                if (!batch.is_empty() || read > 0) && tx.send(Ok((read, batch))).is_err() {
+                    return;
+                }
+            }
+        });
+        let ctx = EnqueueContext {
+            prepare: pc,
+            missing,
+            now,
+        };
+        for msg in rx {
+            match msg {
+                Err(file_error) => summary.unreadable_files.push(file_error),
+                Ok((read, batch)) => {
+                    let report = store
+                        .enqueue(&batch, &ctx)
+                        .context("writing to the outbox")?;
+                    summary.rows += read;
+                    summary.store.add(&report);
+                    for item in &batch {
+                        if let Incoming::Rejected {
+                            origin, violations, ..
+                        } = item
+                        {
+                            for v in violations {
+                                on_reject(Reject {
+                                    source: origin.source.clone(),
+                                    line: origin.line,
+                                    field: v.field.unwrap_or("").to_string(),
+                                    rule: v.code.to_string(),
+                                    message: v.message.clone(),
+                                });
+                            }
+                        }
+                    }
+                    summary.seconds = started.elapsed().as_secs_f64();
+                    on_progress(&summary);
+                }
+            }
+        }
+        reader
+            .join()
+            .map_err(|_| anyhow::anyhow!("the file reader panicked"))?;
+        Ok(())
+    })?;
+    summary.seconds = started.elapsed().as_secs_f64();
+    Ok(summary)
+}
+
+fn text(s: &Summary) -> String {
+    let r = &s.store;
+    let mut out = format!(
+        "{} rows read in {:.1}s: {} accepted, {} already known, {} inferred earlier stages, {} held, {} rejected",
+        s.rows, s.seconds, r.accepted, r.already_known, r.inferred, r.held, r.rejected
+    );
+    if r.released > 0 {
+        out.push_str(&format!(", {} held events released", r.released));
+    }
+    for (rule, n) in &r.rejected_by_rule {
+        out.push_str(&format!("\n  {rule:<34} {n}"));
+    }
+    for f in &s.unreadable_files {
+        out.push_str(&format!("\nunreadable: {f}"));
+    }
+    out
+}
+
+pub fn run(config: Option<&Path>, a: Args) -> anyhow::Result<ExitCode> {
+    let (cfg, _) = Config::load(config)?;
+    let pc = cfg.prepare_config_for_outbox()?;
+    let mut store = leadsignal_store::open(&cfg.store.url)?;
+    let now = super::now_or(a.now);
+    let style = if a.json { Style::Json } else { Style::Text };
+
+    let mut rejects = match &a.rejects {
+        Some(p) => {
+            let mut w = csv::Writer::from_path(p)
+                .with_context(|| format!("cannot write {}", p.display()))?;
+            w.write_record(["source", "line", "field", "rule", "message"])?;
+            Some(w)
+        }
+        None => None,
+    };
+    let mut reject_error = None;
+    let tty = std::io::stderr().is_terminal();
+    let bar = tty.then(|| {
+        let b = ProgressBar::new_spinner();
+        b.set_style(
+            ProgressStyle::with_template("{spinner} {elapsed} {msg}").expect("valid template"),
+        );
+        b.enable_steady_tick(Duration::from_millis(200));
+        b
+    });
+    let mut last_log = Instant::now();
+    let progress = |s: &Summary| {
+        let rate = s.rows as f64 / s.seconds.max(1e-9);
+        let line = format!(
+            "{} rows ({:.0}/s): {} accepted, {} already known, {} rejected",
+            s.rows, rate, s.store.accepted, s.store.already_known, s.store.rejected
+        );
+        match &bar {
+            Some(b) => b.set_message(line),
+            None if last_log.elapsed() >= Duration::from_secs(5) => {
+                eprintln!("import: {line}");
+                last_log = Instant::now();
+            }
+            None => {}
+        }
+    };
+    let on_reject = |r: Reject| {
+        if let Some(w) = rejects.as_mut() {
+            if let Err(e) = w.write_record([
+                &r.source,
+                &r.line.to_string(),
+                &r.field,
+                &r.rule,
+                &r.message,
+            ]) {
+                reject_error.get_or_insert(e);
+            }
+        }
+    };
+    let summary = import_files(
+        &a.files,
+        &pc,
+        cfg.funnel.missing_stages,
+        &mut store,
+        now,
+        progress,
+        on_reject,
+    )?;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    if let Some(mut w) = rejects {
+        w.flush()?;
+    }
+    if let Some(e) = reject_error {
+        return Err(e).context("writing the rejects file");
+    }
+    let out = &mut std::io::stdout().lock();
+    match style {
+        Style::Json => writeln!(out, "{}", serde_json::to_string(&summary)?)?,
+        Style::Text => writeln!(out, "{}", text(&summary))?,
+    }
+    Ok(
+        if summary.store.rejected > 0 || !summary.unreadable_files.is_empty() {
+            ExitCode::from(1)
+        } else {
+            ExitCode::SUCCESS
+        },
+    )
+}

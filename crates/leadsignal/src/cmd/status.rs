@@ -1,0 +1,83 @@
+//! `leadsignal status`: what the outbox holds.
+
+use crate::config::Config;
+use leadsignal_core::rules::human_duration;
+use leadsignal_store::Outbox;
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+
+/// Show the outbox: counts by state and stage, the oldest pending event and
+/// the time left before it expires, the last successful upload, and
+/// rejected rows by rule.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+    /// Report as of this Unix time instead of now.
+    #[arg(long)]
+    now: Option<i64>,
+}
+
+pub fn run(config: Option<&Path>, a: Args) -> anyhow::Result<ExitCode> {
+    let (cfg, _) = Config::load(config)?;
+    let store = leadsignal_store::open(&cfg.store.url)?;
+    let now = super::now_or(a.now);
+    let s = store.status(now)?;
+    let out = &mut std::io::stdout().lock();
+    if a.json {
+        writeln!(out, "{}", serde_json::to_string(&s)?)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    writeln!(out, "outbox {} ({} leads)", cfg.store.url, s.leads)?;
+    let states: Vec<String> = s.by_state.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    writeln!(
+        out,
+        "events: {}",
+        if states.is_empty() {
+            "none".into()
+        } else {
+            states.join(", ")
+        }
+    )?;
+    if s.inferred > 0 {
+        writeln!(
+            out,
+            "  of which inferred earlier stages (funnel.missing_stages = fill): {}",
+            s.inferred
+        )?;
+    }
+    for (stage, by_state) in &s.by_stage {
+        let parts: Vec<String> = by_state.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        writeln!(out, "  {stage:<28} {}", parts.join(", "))?;
+    }
+    match (s.oldest_pending_event_time, s.seconds_to_next_expiry) {
+        (Some(t), Some(left)) => writeln!(
+            out,
+            "oldest pending event: {} old; the most urgent expires in {}",
+            human_duration(now - t),
+            if left > 0 {
+                human_duration(left)
+            } else {
+                "0s (run delivery now)".into()
+            }
+        )?,
+        _ => writeln!(out, "nothing pending")?,
+    }
+    match s.last_sent_at {
+        Some(t) => writeln!(
+            out,
+            "last successful upload: {} ago",
+            human_duration(now - t)
+        )?,
+        None => writeln!(out, "last successful upload: never")?,
+    }
+    if !s.rejected_by_rule.is_empty() {
+        writeln!(out, "rejected input rows by rule:")?;
+        for (rule, n) in &s.rejected_by_rule {
+            writeln!(out, "  {rule:<34} {n}")?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
