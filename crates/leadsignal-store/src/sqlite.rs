@@ -83,6 +83,9 @@ impl SqliteOutbox {
         // FULL: a committed transaction survives power loss, not only a crash.
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        // A page cache large enough for bulk imports (64 MiB, bounded).
+        conn.pragma_update(None, "cache_size", -65_536)?;
+        conn.pragma_update(None, "temp_store", "MEMORY")?;
         let mut store = SqliteOutbox {
             conn,
             path: path.to_string(),
@@ -228,6 +231,7 @@ impl Tx<'_> {
     fn insert(
         &mut self,
         lead: i64,
+        dataset: &str,
         p: &Prepared,
         state: State,
         inferred: bool,
@@ -239,7 +243,7 @@ impl Tx<'_> {
             .prepare_cached(
                 "INSERT INTO outbox (lead, dataset_id, stage, stage_rank, event_time, event_id, payload, send_by,
                                      state, inferred, next_attempt_at, source, line, created_at)
-                 VALUES (?1, (SELECT dataset_id FROM leads WHERE id = ?1), ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 0, ?10, ?11, ?12)",
+                 VALUES (?1, ?13, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 0, ?10, ?11, ?12)",
             )?
             .execute(params![
                 lead,
@@ -253,7 +257,8 @@ impl Tx<'_> {
                 inferred as i64,
                 origin.source,
                 origin.line as i64,
-                now
+                now,
+                dataset
             ])?;
         Ok(self.tx.last_insert_rowid())
     }
@@ -268,26 +273,34 @@ impl Tx<'_> {
     ) -> Result<(), StoreError> {
         let now = ctx.now;
         let key = self.lead(p, crm_id, created_at, &ctx.prepare.dataset_id, now)?;
-        let (lead, known) = self.leads.get(&key).cloned().expect("just loaded");
+        let (lead, known) = self.leads.get(&key).expect("just loaded");
+        let lead = *lead;
         let name = &*p.event.event_name;
-        if let Some(k) = known.iter().find(|k| k.stage == name) {
+        let existing = known.iter().find(|k| k.stage == name).map(|k| {
+            (
+                k.row,
+                k.inferred && (k.state == "pending" || k.state == "held"),
+            )
+        });
+        let present: Vec<StageIndex> = known.iter().filter_map(|k| k.index).collect();
+        let has_held = known.iter().any(|k| k.state == "held");
+        if let Some((row, replace_inferred)) = existing {
             // A real stage change replaces a stage that was only inferred.
-            if k.inferred && (k.state == "pending" || k.state == "held") {
+            if replace_inferred {
                 let e = &p.event;
                 self.tx
                     .prepare_cached(
                         "UPDATE outbox SET event_time = ?2, event_id = ?3, payload = ?4, send_by = ?5,
                                 inferred = 0, source = ?6, line = ?7 WHERE id = ?1",
                     )?
-                    .execute(params![k.row, e.event_time, e.event_id.as_str(), payload(e), p.send_by, origin.source, origin.line as i64])?;
-                self.set_known(&key, k.row, |k| k.inferred = false);
+                    .execute(params![row, e.event_time, e.event_id.as_str(), payload(e), p.send_by, origin.source, origin.line as i64])?;
+                self.set_known(&key, row, |k| k.inferred = false);
                 self.report.accepted += 1;
             } else {
                 self.report.already_known += 1;
             }
             return Ok(());
         }
-        let present: Vec<StageIndex> = known.iter().filter_map(|k| k.index).collect();
         let this = match p.stage {
             Some(i) => StageRef::Known(i),
             None => StageRef::Unmapped(name),
@@ -300,8 +313,15 @@ impl Tx<'_> {
                 MissingStages::Fill => {
                     for &m in &missing {
                         let inferred = p.inferred(m, ctx.prepare);
-                        let row =
-                            self.insert(lead, &inferred, State::Pending, true, origin, now)?;
+                        let row = self.insert(
+                            lead,
+                            &ctx.prepare.dataset_id,
+                            &inferred,
+                            State::Pending,
+                            true,
+                            origin,
+                            now,
+                        )?;
                         self.push_known(&key, row, &inferred, true, State::Pending);
                         self.report.inferred += 1;
                     }
@@ -331,13 +351,15 @@ impl Tx<'_> {
                 }
             }
         };
-        let row = self.insert(lead, p, state, false, origin, now)?;
+        let row = self.insert(lead, &ctx.prepare.dataset_id, p, state, false, origin, now)?;
         self.push_known(&key, row, p, false, state);
         if state == State::Held {
             self.report.held += 1;
         } else {
             self.report.accepted += 1;
-            self.release_held(&key, ctx)?;
+            if has_held {
+                self.release_held(&key, ctx)?;
+            }
         }
         Ok(())
     }

@@ -6,10 +6,25 @@ use leadsignal_core::{prepare, Sha256};
 use std::hint::black_box;
 use std::time::Instant;
 
+/// Measure leadsignal's throughput and peak memory.
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    what: What,
+}
+
+#[derive(clap::Subcommand)]
+enum What {
+    /// `prepare` + JSON of a typical event on one thread, against SHA-256 alone.
+    Prepare(PrepareArgs),
+    /// Import of a generated CSV into a fresh SQLite outbox.
+    Import(ImportArgs),
+}
+
 /// Measure `prepare` + JSON serialization of a typical event on one thread,
 /// and SHA-256 of its nine normalized strings alone, in one run.
 #[derive(clap::Args)]
-pub struct Args {
+pub struct PrepareArgs {
     /// Events per measurement.
     #[arg(long, default_value_t = 2_000_000)]
     events: u64,
@@ -43,6 +58,144 @@ fn peak_rss_mib() -> Option<f64> {
 }
 
 pub fn run(a: Args) -> anyhow::Result<std::process::ExitCode> {
+    match a.what {
+        What::Prepare(p) => prepare_bench(p),
+        What::Import(i) => import_bench(i),
+    }
+}
+
+/// Import a generated CSV of stage changes into a fresh SQLite outbox.
+#[derive(clap::Args)]
+pub struct ImportArgs {
+    /// Rows to generate and import.
+    #[arg(long, default_value_t = 1_000_000)]
+    rows: u64,
+    /// Directory for the CSV and the database (default: a temporary one).
+    #[arg(long)]
+    dir: Option<std::path::PathBuf>,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Writes `rows` stage changes as a CRM export would: leads with 1 to 4
+/// funnel stages each, contact data, times within the last five days.
+pub fn generate_csv(path: &std::path::Path, rows: u64, now: i64) -> std::io::Result<()> {
+    use std::io::Write;
+    const STAGES: [&str; 4] = ["new", "mql", "opportunity", "won"];
+    const CITIES: [(&str, &str, &str); 4] = [
+        ("Menlo Park", "California", "94025"),
+        ("Austin", "TX", "78701-1234"),
+        ("New York", "New York", "10001"),
+        ("Seattle", "WA", "98101"),
+    ];
+    let mut w = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
+    writeln!(
+        w,
+        "lead_id,crm_id,stage,changed_at,email,phone,first_name,last_name,city,state,zip,country"
+    )?;
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let (mut written, mut lead) = (0u64, 0u64);
+    while written < rows {
+        lead += 1;
+        let stages = 1 + (next() % 4) as usize;
+        let start = now - 5 * 86_400 + (next() % (4 * 86_400)) as i64;
+        let (city, state, zip) = CITIES[(next() % 4) as usize];
+        for (i, stage) in STAGES.iter().take(stages).enumerate() {
+            if written == rows {
+                break;
+            }
+            writeln!(
+                w,
+                "{},HS-{lead},{stage},{},Person.{lead}@Example.com,(650) 555-{:04},Jane{},Doe{},{city},{state},{zip},United States",
+                1_000_000_000_000_000 + lead,
+                start + i as i64 * 3_600,
+                lead % 10_000,
+                lead % 97,
+                lead % 89,
+            )?;
+            written += 1;
+        }
+    }
+    w.flush()
+}
+
+fn import_bench(a: ImportArgs) -> anyhow::Result<std::process::ExitCode> {
+    use leadsignal_store::MissingStages;
+    let now = 1_795_262_400;
+    let tmp;
+    let dir = match &a.dir {
+        Some(d) => d.clone(),
+        None => {
+            tmp = tempdir()?;
+            tmp.clone()
+        }
+    };
+    std::fs::create_dir_all(&dir)?;
+    let csv = dir.join(format!("bench-{}.csv", a.rows));
+    let db = dir.join("bench-outbox.db");
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+    }
+    let t = Instant::now();
+    generate_csv(&csv, a.rows, now)?;
+    let generated = t.elapsed().as_secs_f64();
+    let size = std::fs::metadata(&csv)?.len();
+    let mut store = leadsignal_store::SqliteOutbox::open(db.to_str().expect("UTF-8 path"))?;
+    let pc = config();
+    let summary = super::import::import_files(
+        &[csv.clone()],
+        &pc,
+        MissingStages::Fill,
+        &mut store,
+        now,
+        |_| {},
+        |_| {},
+    )?;
+    let rate = summary.rows as f64 / summary.seconds;
+    let rss = peak_rss_mib();
+    if a.dir.is_none() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    if a.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "rows": summary.rows, "csv_bytes": size, "seconds": summary.seconds,
+                "rows_per_sec": rate.round(), "accepted": summary.store.accepted,
+                "rejected": summary.store.rejected, "peak_rss_mib": rss,
+            })
+        );
+    } else {
+        println!(
+            "generated {} rows ({:.0} MB) in {generated:.1}s",
+            a.rows,
+            size as f64 / 1e6
+        );
+        println!(
+            "import into SQLite:  {:>10.0} rows/s  ({} rows in {:.1}s; {} accepted, {} rejected)",
+            rate, summary.rows, summary.seconds, summary.store.accepted, summary.store.rejected
+        );
+        if let Some(rss) = rss {
+            println!("peak memory:         {rss:>10.1} MiB");
+        }
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+fn tempdir() -> std::io::Result<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join(format!("leadsignal-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+fn prepare_bench(a: PrepareArgs) -> anyhow::Result<std::process::ExitCode> {
     let now = 1_795_262_400;
     let cfg = config();
     let sc = typical_stage_change(now);
