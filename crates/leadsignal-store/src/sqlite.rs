@@ -144,6 +144,8 @@ fn payload(event: &ServerEvent) -> String {
 
 struct Tx<'a> {
     tx: rusqlite::Transaction<'a>,
+    /// The batch's dataset.
+    dataset: &'a str,
     leads: HashMap<String, (i64, Vec<Known>)>,
     report: EnqueueReport,
 }
@@ -231,7 +233,6 @@ impl Tx<'_> {
     fn insert(
         &mut self,
         lead: i64,
-        dataset: &str,
         p: &Prepared,
         state: State,
         inferred: bool,
@@ -258,7 +259,7 @@ impl Tx<'_> {
                 origin.source,
                 origin.line as i64,
                 now,
-                dataset
+                self.dataset
             ])?;
         Ok(self.tx.last_insert_rowid())
     }
@@ -351,7 +352,7 @@ impl Tx<'_> {
                 }
             }
         };
-        let row = self.insert(lead, &ctx.prepare.dataset_id, p, state, false, origin, now)?;
+        let row = self.insert(lead, p, state, false, origin, now)?;
         self.push_known(&key, row, p, false, state);
         if state == State::Held {
             self.report.held += 1;
