@@ -314,15 +314,8 @@ impl Tx<'_> {
                 MissingStages::Fill => {
                     for &m in &missing {
                         let inferred = p.inferred(m, ctx.prepare);
-                        let row = self.insert(
-                            lead,
-                            &ctx.prepare.dataset_id,
-                            &inferred,
-                            State::Pending,
-                            true,
-                            origin,
-                            now,
-                        )?;
+                        let row =
+                            self.insert(lead, &inferred, State::Pending, true, origin, now)?;
                         self.push_known(&key, row, &inferred, true, State::Pending);
                         self.report.inferred += 1;
                     }
@@ -434,6 +427,7 @@ impl Outbox for SqliteOutbox {
             tx: self
                 .conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)?,
+            dataset: &ctx.prepare.dataset_id,
             leads: HashMap::new(),
             report: EnqueueReport::default(),
         };

@@ -5,7 +5,7 @@ use serde_json::Value;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// 2026-11-21T12:00:00Z
 const NOW: i64 = 1_795_262_400;
