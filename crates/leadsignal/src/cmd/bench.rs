@@ -150,7 +150,7 @@ fn import_bench(a: ImportArgs) -> anyhow::Result<std::process::ExitCode> {
     let mut store = leadsignal_store::SqliteOutbox::open(db.to_str().expect("UTF-8 path"))?;
     let pc = config();
     let summary = super::import::import_files(
-        &[csv.clone()],
+        std::slice::from_ref(&csv),
         &pc,
         MissingStages::Fill,
         &mut store,
