@@ -135,13 +135,12 @@ impl StageChangeRecord {
     /// Sets a field from text by its record name (used for CSV cells).
     /// Returns false for an unknown name.
     pub fn set_text(&mut self, name: &str, value: &str) -> bool {
-        let v = || {
-            if value.trim().is_empty() {
-                None
-            } else {
-                Some(Scalar::Text(value.to_string()))
-            }
-        };
+        let v = (!value.trim().is_empty()).then(|| Scalar::Text(value.to_string()));
+        self.set(name, v)
+    }
+
+    /// Sets a field by its record name. Returns false for an unknown name.
+    pub fn set(&mut self, name: &str, value: Option<Scalar>) -> bool {
         let slot = match name {
             "lead_id" => &mut self.lead_id,
             "crm_id" => &mut self.crm_id,
@@ -164,13 +163,12 @@ impl StageChangeRecord {
             "data_processing_options_country" => &mut self.data_processing_options_country,
             "data_processing_options_state" => &mut self.data_processing_options_state,
             "data_processing_options" => {
-                self.data_processing_options =
-                    (!value.trim().is_empty()).then(|| Options::One(value.to_string()));
+                self.data_processing_options = value.and_then(|v| v.text()).map(Options::One);
                 return true;
             }
             _ => return false,
         };
-        *slot = v();
+        *slot = value;
         true
     }
 

@@ -7,8 +7,10 @@
 //!
 //! JSONL: one JSON object per line; blank lines skipped.
 
+use crate::mapping::Mapping;
 use crate::SourceRow;
-use leadsignal_core::{Origin, Sha256, StageChangeRecord, Violation, RECORD_FIELDS};
+use leadsignal_core::{Origin, Scalar, Sha256, StageChangeRecord, Violation};
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::Path;
@@ -60,13 +62,26 @@ pub struct FileRows {
     name: String,
     inner: Inner,
     ignored: Vec<String>,
+    /// Rows already read and waiting (one CSV row can give several stage changes).
+    pending: VecDeque<SourceRow>,
+}
+
+/// How each CSV column is used.
+struct CsvPlan {
+    mapping: Mapping,
+    /// Record field → the columns that may hold it, in order of preference.
+    fields: Vec<(&'static str, Vec<usize>)>,
+    /// Stage-date columns and their CRM stage.
+    stage_dates: Vec<(usize, String)>,
+    /// The per-row time-zone column.
+    time_zone: Option<usize>,
+    width: usize,
 }
 
 enum Inner {
     Csv {
         reader: csv::Reader<Box<dyn Read>>,
-        /// Record field for each column (None = ignored).
-        columns: Vec<Option<&'static str>>,
+        plan: Box<CsvPlan>,
         /// Added to the csv crate's line numbers (1 for CRLF files).
         line_fix: u64,
         record: csv::StringRecord,
@@ -79,16 +94,22 @@ enum Inner {
 }
 
 impl FileRows {
-    /// Opens a file; the format comes from the extension, else from the first
-    /// non-blank byte (`{` means JSONL).
+    /// Opens a file whose CSV headers are the record's field names; the
+    /// format comes from the extension, else from the first non-blank byte
+    /// (`{` means JSONL).
     pub fn open(path: &Path) -> Result<FileRows, SourceError> {
+        Self::open_with(path, &Mapping::record_fields())
+    }
+
+    /// Opens a file with a column mapping (a CRM preset or configured columns;
+    /// JSONL files always use the record's field names).
+    pub fn open_with(path: &Path, mapping: &Mapping) -> Result<FileRows, SourceError> {
         let name = path.display().to_string();
-        let io_err = |source| SourceError::Io {
+        let file = File::open(path).map_err(|source| SourceError::Io {
             path: name.clone(),
             source,
-        };
-        let file = File::open(path).map_err(io_err)?;
-        Self::from_reader(name.clone(), Box::new(file), FileFormat::from_path(path))
+        })?;
+        Self::from_reader_with(name, Box::new(file), FileFormat::from_path(path), mapping)
     }
 
     /// Reads from any reader (`name` is used in positions, e.g. `stdin`).
@@ -97,13 +118,40 @@ impl FileRows {
         reader: Box<dyn Read>,
         format: Option<FileFormat>,
     ) -> Result<FileRows, SourceError> {
-        let mut reader = BufReader::with_capacity(256 * 1024, reader);
-        let io_err = |source| SourceError::Io {
-            path: name.clone(),
-            source,
-        };
-        let head = reader.fill_buf().map_err(io_err)?;
-        let head = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(head);
+        Self::from_reader_with(name, reader, format, &Mapping::record_fields())
+    }
+
+    /// Reads from any reader with a column mapping. UTF-8 (with or without
+    /// BOM) and UTF-16 with a BOM (Excel's "Unicode text") are accepted.
+    pub fn from_reader_with(
+        name: String,
+        reader: Box<dyn Read>,
+        format: Option<FileFormat>,
+        mapping: &Mapping,
+    ) -> Result<FileRows, SourceError> {
+        let decoded = encoding_rs_io::DecodeReaderBytesBuilder::new()
+            .bom_sniffing(true)
+            .strip_bom(true)
+            .utf8_passthru(true)
+            .build(reader);
+        // Read ahead a whole first line (up to 64 KiB) for sniffing: the
+        // decoder may hand out the first bytes in small pieces.
+        let mut decoded: Box<dyn Read> = Box::new(decoded);
+        let mut first = Vec::with_capacity(64 * 1024);
+        let mut chunk = [0u8; 8192];
+        while first.len() < 64 * 1024 && !first.contains(&b'\n') {
+            let n = decoded.read(&mut chunk).map_err(|source| SourceError::Io {
+                path: name.clone(),
+                source,
+            })?;
+            if n == 0 {
+                break;
+            }
+            first.extend_from_slice(&chunk[..n]);
+        }
+        let chained: Box<dyn Read> = Box::new(io::Cursor::new(first.clone()).chain(decoded));
+        let reader: BufReader<Box<dyn Read>> = BufReader::with_capacity(256 * 1024, chained);
+        let head = &first[..];
         let format =
             format.unwrap_or_else(|| match head.iter().find(|b| !b.is_ascii_whitespace()) {
                 Some(b'{') => FileFormat::Jsonl,
@@ -118,27 +166,25 @@ impl FileRows {
                     buf: Vec::new(),
                 },
                 ignored: Vec::new(),
+                pending: VecDeque::new(),
             }),
-            FileFormat::Csv => Self::csv(name, reader),
+            FileFormat::Csv => Self::csv(name, reader, head, mapping),
         }
     }
 
-    fn csv(name: String, mut reader: BufReader<Box<dyn Read>>) -> Result<FileRows, SourceError> {
-        let head = reader.fill_buf().map_err(|source| SourceError::Io {
-            path: name.clone(),
-            source,
-        })?;
+    fn csv(
+        name: String,
+        reader: BufReader<Box<dyn Read>>,
+        head: &[u8],
+        mapping: &Mapping,
+    ) -> Result<FileRows, SourceError> {
         // With CRLF line ends the csv crate counts the "\n" ending a record as
         // part of the next one, so its line numbers are one short.
         let crlf = head
             .iter()
             .position(|&b| b == b'\n')
             .is_some_and(|i| i > 0 && head[i - 1] == b'\r');
-        let bom = head.starts_with(b"\xEF\xBB\xBF");
-        let delimiter = sniff_delimiter(if bom { &head[3..] } else { head });
-        if bom {
-            reader.consume(3);
-        }
+        let delimiter = sniff_delimiter(head);
         let mut csv = csv::ReaderBuilder::new()
             .delimiter(delimiter)
             .flexible(true)
@@ -152,43 +198,28 @@ impl FileRows {
             .headers()
             .map_err(|e| header_err(format!("cannot read the header row: {e}")))?
             .clone();
-        let mut columns = Vec::with_capacity(headers.len());
-        let mut ignored = Vec::new();
-        for (i, h) in headers.iter().enumerate() {
-            let key = h.trim().trim_start_matches('\u{feff}').to_ascii_lowercase();
-            let field = RECORD_FIELDS.iter().copied().find(|f| *f == key);
-            if let Some(f) = field {
-                if let Some(j) = columns.iter().position(|c| *c == Some(f)) {
-                    return Err(header_err(format!(
-                        "column {f:?} appears twice (columns {} and {}); keep one",
-                        j + 1,
-                        i + 1
-                    )));
-                }
-            } else {
-                ignored.push(h.to_string());
-            }
-            columns.push(field);
-        }
-        if !columns.contains(&Some("stage")) || !columns.contains(&Some("changed_at")) {
-            return Err(header_err(format!(
-                "the header must name at least the columns \"stage\" and \"changed_at\" (found: {})",
-                headers.iter().collect::<Vec<_>>().join(", ")
-            )));
-        }
+        let plan = CsvPlan::new(&headers, mapping).map_err(header_err)?;
+        let used: Vec<bool> = (0..headers.len()).map(|i| plan.uses(i)).collect();
+        let ignored = headers
+            .iter()
+            .zip(used)
+            .filter(|(_, u)| !u)
+            .map(|(h, _)| h.to_string())
+            .collect();
         Ok(FileRows {
             name,
             inner: Inner::Csv {
                 reader: csv,
-                columns,
+                plan: Box::new(plan),
                 line_fix: u64::from(crlf),
                 record: csv::StringRecord::new(),
             },
             ignored,
+            pending: VecDeque::new(),
         })
     }
 
-    /// Header columns that are not record fields (CSV only).
+    /// Header columns the mapping does not use (CSV only).
     pub fn ignored_columns(&self) -> &[String] {
         &self.ignored
     }
@@ -196,6 +227,182 @@ impl FileRows {
     /// The name used in positions.
     pub fn name(&self) -> &str {
         &self.name
+    }
+}
+
+/// Record fields that hold times.
+const TIME_FIELDS: [&str; 2] = ["changed_at", "lead_created_at"];
+
+impl CsvPlan {
+    fn new(headers: &csv::StringRecord, mapping: &Mapping) -> Result<CsvPlan, String> {
+        let norm = |h: &str| h.trim().trim_start_matches('\u{feff}').to_lowercase();
+        let heads: Vec<String> = headers.iter().map(norm).collect();
+        let find_all = |name: &str| -> Vec<usize> {
+            let n = norm(name);
+            (0..heads.len()).filter(|&i| heads[i] == n).collect()
+        };
+        let mut fields = Vec::new();
+        for (field, names) in &mapping.columns {
+            // Every column with a preferred name, then the next name; a
+            // duplicated header gives two candidates (first non-empty wins).
+            let cols: Vec<usize> = names.iter().flat_map(|n| find_all(n)).collect();
+            if !cols.is_empty() {
+                fields.push((*field, cols));
+            }
+        }
+        let stage_dates: Vec<(usize, String)> = mapping
+            .stage_dates
+            .iter()
+            .flat_map(|(h, stage)| find_all(h).into_iter().map(move |i| (i, stage.clone())))
+            .collect();
+        let time_zone = match &mapping.time_zone_column {
+            Some(c) => Some(*find_all(c).first().ok_or_else(|| {
+                format!("the time-zone column {c:?} (import.time_zone_column) is not in the header")
+            })?),
+            None => None,
+        };
+        let has = |f: &str| fields.iter().any(|(g, _)| *g == f);
+        let stage_ok = has("stage") || !stage_dates.is_empty() || mapping.constant_stage.is_some();
+        let time_ok = has("changed_at") || !stage_dates.is_empty();
+        if !stage_ok || !time_ok {
+            let wanted = |f: &str| {
+                mapping
+                    .columns
+                    .iter()
+                    .find(|(g, _)| *g == f)
+                    .map(|(_, n)| n.join("\" or \""))
+                    .unwrap_or_else(|| f.to_string())
+            };
+            let mut need = Vec::new();
+            if !stage_ok {
+                let mut s = format!("\"{}\"", wanted("stage"));
+                if !mapping.stage_dates.is_empty() {
+                    let dates: Vec<&str> = mapping
+                        .stage_dates
+                        .iter()
+                        .map(|(h, _)| h.as_str())
+                        .collect();
+                    s.push_str(&format!(
+                        " or stage-date columns (\"{}\")",
+                        dates.join("\", \"")
+                    ));
+                }
+                need.push(s);
+            }
+            if !time_ok {
+                need.push(format!("\"{}\"", wanted("changed_at")));
+            }
+            return Err(format!(
+                "with the {} mapping the header must have a stage and a time column: missing {} (found: {})",
+                mapping.name,
+                need.join(" and "),
+                headers.iter().collect::<Vec<_>>().join(", ")
+            ));
+        }
+        Ok(CsvPlan {
+            mapping: mapping.clone(),
+            fields,
+            stage_dates,
+            time_zone,
+            width: headers.len(),
+        })
+    }
+
+    fn uses(&self, col: usize) -> bool {
+        self.fields.iter().any(|(_, cs)| cs.contains(&col))
+            || self.stage_dates.iter().any(|(c, _)| *c == col)
+            || self.time_zone == Some(col)
+    }
+
+    /// The stage changes of one CSV row.
+    fn rows(&self, record: &csv::StringRecord, origin: Origin) -> Vec<SourceRow> {
+        let fingerprint = csv_fingerprint(record);
+        let fail = |code: &'static str, msg: String| {
+            vec![SourceRow {
+                origin: origin.clone(),
+                fingerprint,
+                record: Err(vec![Violation::new(code, None, msg)]),
+            }]
+        };
+        if record.len() != self.width {
+            return fail(
+                "csv.field_count",
+                format!(
+                    "row has {} fields but the header has {}; check quoting and separators",
+                    record.len(),
+                    self.width
+                ),
+            );
+        }
+        let tz = match self.time_zone.map(|c| record[c].trim()) {
+            Some("") | None => None,
+            Some(name) => match name.parse::<chrono_tz::Tz>() {
+                Ok(tz) => Some(tz),
+                Err(_) => {
+                    return fail(
+                        "csv.time_zone",
+                        format!("{name:?} is not an IANA time zone such as Europe/Paris"),
+                    )
+                }
+            },
+        };
+        let mut base = StageChangeRecord::default();
+        for (field, cols) in &self.fields {
+            let Some(value) = cols
+                .iter()
+                .map(|&c| &record[c])
+                .find(|v| !v.trim().is_empty())
+            else {
+                continue;
+            };
+            let scalar = if TIME_FIELDS.contains(field) {
+                self.mapping.time_cell(value, tz)
+            } else {
+                Some(Scalar::Text(value.to_string()))
+            };
+            base.set(field, scalar);
+        }
+        if let Some(stage) = &self.mapping.constant_stage {
+            base.stage = Some(Scalar::Text(stage.clone()));
+        }
+        if self.stage_dates.is_empty() {
+            return vec![SourceRow {
+                origin,
+                fingerprint,
+                record: Ok(base),
+            }];
+        }
+        let out: Vec<SourceRow> = self
+            .stage_dates
+            .iter()
+            .filter(|(c, _)| !record[*c].trim().is_empty())
+            .map(|(c, stage)| {
+                let mut r = base.clone();
+                r.stage = Some(Scalar::Text(stage.clone()));
+                r.changed_at = self.mapping.time_cell(&record[*c], tz);
+                SourceRow {
+                    origin: origin.clone(),
+                    fingerprint: Sha256::of(&format!("{fingerprint}\u{1e}{stage}")),
+                    record: Ok(r),
+                }
+            })
+            .collect();
+        if out.is_empty() {
+            let names: Vec<&str> = self
+                .mapping
+                .stage_dates
+                .iter()
+                .map(|(h, _)| h.as_str())
+                .collect();
+            return fail(
+                "csv.no_stage_date",
+                format!(
+                    "none of the stage-date columns has a date ({})",
+                    names.join(", ")
+                ),
+            );
+        }
+        out
     }
 }
 
@@ -226,10 +433,13 @@ impl Iterator for FileRows {
     type Item = SourceRow;
 
     fn next(&mut self) -> Option<SourceRow> {
+        if let Some(row) = self.pending.pop_front() {
+            return Some(row);
+        }
         match &mut self.inner {
             Inner::Csv {
                 reader,
-                columns,
+                plan,
                 line_fix,
                 record,
             } => {
@@ -239,35 +449,8 @@ impl Iterator for FileRows {
                     Ok(true) => {
                         let line = record.position().map_or(line, |p| p.line() + *line_fix);
                         let origin = Origin::new(self.name.clone(), line);
-                        if record.len() != columns.len() {
-                            let v = Violation::new(
-                                "csv.field_count",
-                                None,
-                                format!(
-                                    "row has {} fields but the header has {}; check quoting and separators",
-                                    record.len(),
-                                    columns.len()
-                                ),
-                            );
-                            let fingerprint = csv_fingerprint(record);
-                            return Some(SourceRow {
-                                origin,
-                                fingerprint,
-                                record: Err(vec![v]),
-                            });
-                        }
-                        let fingerprint = csv_fingerprint(record);
-                        let mut r = StageChangeRecord::default();
-                        for (value, column) in record.iter().zip(columns.iter()) {
-                            if let Some(field) = column {
-                                r.set_text(field, value);
-                            }
-                        }
-                        Some(SourceRow {
-                            origin,
-                            fingerprint,
-                            record: Ok(r),
-                        })
+                        self.pending.extend(plan.rows(record, origin));
+                        self.pending.pop_front()
                     }
                     Err(e) => {
                         let origin = Origin::new(
@@ -311,10 +494,7 @@ impl Iterator for FileRows {
                         });
                     }
                 }
-                let mut text: &[u8] = buf;
-                if *line == 1 {
-                    text = text.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(text);
-                }
+                let text: &[u8] = buf;
                 if text.iter().all(u8::is_ascii_whitespace) {
                     continue;
                 }

@@ -9,8 +9,10 @@
 #![warn(missing_docs)]
 
 pub mod file;
+pub mod mapping;
 
 pub use file::{FileFormat, FileRows, SourceError};
+pub use mapping::{Mapping, PRESETS};
 
 use leadsignal_core::{Origin, Sha256, StageChange, StageChangeRecord, Violation};
 

@@ -101,10 +101,18 @@ fn header_problems_are_file_errors() {
     write!(f, "email,phone\na@b.co,1\n").unwrap();
     let e = FileRows::open(f.path()).err().unwrap().to_string();
     assert!(e.contains("\"stage\" and \"changed_at\""), "{e}");
+    // A duplicated header is no error: the first non-empty value wins.
     let mut f = tempfile::Builder::new().suffix(".csv").tempfile().unwrap();
-    write!(f, "stage,changed_at,email,Email\nnew,1,a,b\n").unwrap();
-    let e = FileRows::open(f.path()).err().unwrap().to_string();
-    assert!(e.contains("appears twice (columns 3 and 4)"), "{e}");
+    write!(
+        f,
+        "stage,changed_at,email,Email\nnew,1,,b@x.co\nnew,2,a@x.co,b@x.co\n"
+    )
+    .unwrap();
+    let emails: Vec<Option<String>> = FileRows::open(f.path())
+        .unwrap()
+        .map(|r| r.into_stage_change().unwrap().contact.email)
+        .collect();
+    assert_eq!(emails, [Some("b@x.co".into()), Some("a@x.co".into())]);
     assert!(FileRows::open(Path::new("/no/such/file.csv"))
         .err()
         .unwrap()

@@ -114,7 +114,10 @@ impl Shape {
 
 fn read_shape(value: &str) -> Result<Shape, DropReason> {
     let v = super::text::trim(value);
-    let v = strip_prefix_ci(v, "tel:").map_or(v, str::trim_start);
+    // "tel:" URIs, and the "p:" label of Meta's Lead Ads download.
+    let v = strip_prefix_ci(v, "tel:")
+        .or_else(|| strip_prefix_ci(v, "p:"))
+        .map_or(v, str::trim_start);
     let bytes = v.as_bytes();
     let mut shape = Shape {
         digits: [0; MAX_INPUT_DIGITS],
@@ -384,6 +387,7 @@ mod tests {
             ("+33 6 12 34 56 78", None, "33612345678"),
             ("33612345678", None, "33612345678"),
             ("tel:+1-650-555-1212", None, "16505551212"),
+            ("p:+16505551212", None, "16505551212"),
             ("33612345678", us, "33612345678"),
             ("+1\u{a0}650\u{2011}555\u{2011}1212", None, "16505551212"),
         ] {
