@@ -30,6 +30,9 @@ pub struct Config {
     /// `[rules]`
     #[serde(default)]
     pub rules: TimeRules,
+    /// `[import]`: how CSV exports map onto stage changes.
+    #[serde(default)]
+    pub import: ImportConfig,
     /// `[store]`
     #[serde(default)]
     pub store: StoreConfig,
@@ -143,6 +146,27 @@ impl Default for FunnelConfig {
     }
 }
 
+/// `[import]`
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportConfig {
+    /// A CRM preset: hubspot, salesforce, zoho, pipedrive, dynamics, meta-lead-ads.
+    pub preset: Option<String>,
+    /// IANA time zone of date-times written without an offset.
+    pub time_zone: Option<String>,
+    /// Column holding each row's time zone.
+    pub time_zone_column: Option<String>,
+    /// Record field = "CSV header", overriding or adding to the preset.
+    #[serde(default)]
+    pub columns: std::collections::BTreeMap<String, String>,
+    /// "CSV header" = "CRM stage": one stage change per non-empty date.
+    #[serde(default)]
+    pub stage_dates: std::collections::BTreeMap<String, String>,
+    /// Extra date-time formats (chrono syntax, e.g. "%d.%m.%Y %H:%M").
+    #[serde(default)]
+    pub formats: Vec<String>,
+}
+
 /// `[store]`
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -250,6 +274,56 @@ impl Config {
         Figment::from(Toml::string(text))
             .extract()
             .context("invalid embedded configuration")
+    }
+
+    /// The column mapping for CSV files: `preset` (a `--preset` flag) or
+    /// `[import] preset`, then `[import]` overrides.
+    pub fn mapping(&self, preset: Option<&str>) -> anyhow::Result<leadsignal_sources::Mapping> {
+        use leadsignal_sources::{Mapping, PRESETS};
+        let first_stage = self
+            .funnel
+            .stages
+            .first()
+            .map_or("Lead", |s| s.name.as_str());
+        let mut m = match preset.or(self.import.preset.as_deref()) {
+            Some(p) => Mapping::preset(p, first_stage).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "unknown import preset {p:?}; presets: {}",
+                    PRESETS.join(", ")
+                )
+            })?,
+            None => Mapping::record_fields(),
+        };
+        let i = &self.import;
+        if let Some(tz) = &i.time_zone {
+            m.time_zone = Some(tz.parse().map_err(|_| {
+                anyhow::anyhow!(
+                    "[import] time_zone {tz:?} is not an IANA time zone such as Europe/Paris"
+                )
+            })?);
+        }
+        m.time_zone_column.clone_from(&i.time_zone_column);
+        for (field, header) in &i.columns {
+            let field = leadsignal_core::RECORD_FIELDS
+                .iter()
+                .copied()
+                .find(|f| f == field)
+                .ok_or_else(|| {
+                    anyhow::anyhow!("[import.columns] {field:?} is not a record field")
+                })?;
+            m.set_column(field, header);
+        }
+        for (header, stage) in &i.stage_dates {
+            m.stage_dates.push((header.clone(), stage.clone()));
+        }
+        m.formats.extend(i.formats.iter().cloned());
+        if i.time_zone.is_some() || !i.formats.is_empty() {
+            // Generic files may carry naive times too.
+            if m.formats.is_empty() {
+                m.formats = vec!["%Y-%m-%d %H:%M:%S".into(), "%Y-%m-%d %H:%M".into()];
+            }
+        }
+        Ok(m)
     }
 
     /// Normalization options.

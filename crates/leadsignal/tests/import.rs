@@ -266,3 +266,51 @@ fn crash_at_random_moments_then_rerun_loses_nothing() {
     assert_eq!(code, 0, "{err}");
     assert_eq!(ids(&crashed), expected, "kills after {kills:?} ms");
 }
+
+#[test]
+fn hubspot_preset_with_time_zone_from_config() {
+    let env = Env::new();
+    let cfg = std::fs::read_to_string(env.path("leadsignal.toml")).unwrap();
+    std::fs::write(
+        env.path("leadsignal.toml"),
+        format!("{cfg}[import]\ntime_zone = \"America/New_York\"\n"),
+    )
+    .unwrap();
+    let sample =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/presets/hubspot_contacts.csv");
+    let (code, out, err) = env.run(&[
+        "import",
+        "--preset",
+        "hubspot",
+        sample.to_str().unwrap(),
+        "--json",
+    ]);
+    assert_eq!(code, 1, "{err}");
+    let s = summary(&out);
+    assert_eq!(
+        (s["accepted"].as_u64(), s["rejected"].as_u64()),
+        (Some(5), Some(1))
+    );
+    assert_eq!(s["rejected_by_rule"]["csv.no_stage_date"], 1);
+    let stages: Vec<(String, i64)> = env
+        .db()
+        .prepare("SELECT stage, event_time FROM outbox ORDER BY lead, event_time")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        stages,
+        [
+            ("Lead".to_string(), 1_794_838_320),
+            ("Marketing Qualified Lead".to_string(), 1_794_927_600),
+            ("Sales Opportunity".to_string(), 1_795_030_200),
+            ("Converted".to_string(), 1_795_211_100),
+            ("Lead".to_string(), 1_795_093_200),
+        ]
+    );
+    let (code, _, err) = env.run(&["validate", "--preset", "nope", "x.csv"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("unknown import preset \"nope\""), "{err}");
+}

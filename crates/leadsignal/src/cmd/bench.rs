@@ -151,6 +151,7 @@ fn import_bench(a: ImportArgs) -> anyhow::Result<std::process::ExitCode> {
     let pc = config();
     let summary = super::import::import_files(
         std::slice::from_ref(&csv),
+        &leadsignal_sources::Mapping::record_fields(),
         &pc,
         MissingStages::Fill,
         &mut store,

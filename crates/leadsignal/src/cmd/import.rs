@@ -5,7 +5,7 @@ use crate::report::Style;
 use anyhow::Context as _;
 use indicatif::{ProgressBar, ProgressStyle};
 use leadsignal_core::{prepare, PrepareConfig};
-use leadsignal_sources::FileRows;
+use leadsignal_sources::{FileRows, Mapping};
 use leadsignal_store::{EnqueueContext, EnqueueReport, Incoming, MissingStages, Outbox};
 use serde::Serialize;
 use std::io::{IsTerminal, Write};
@@ -39,6 +39,10 @@ pub struct Args {
     /// Check the time rules as of this Unix time instead of now.
     #[arg(long)]
     pub now: Option<i64>,
+    /// CSV column preset: hubspot, salesforce, zoho, pipedrive, dynamics, meta-lead-ads
+    /// (default: `[import] preset`, else headers named as the record fields).
+    #[arg(long)]
+    pub preset: Option<String>,
 }
 
 /// What an import did.
@@ -71,8 +75,10 @@ pub struct Reject {
 
 /// Reads, prepares and stores `files`. Parsing and `prepare` run on a second
 /// thread while this one writes to the store.
+#[allow(clippy::too_many_arguments)]
 pub fn import_files(
     files: &[PathBuf],
+    mapping: &Mapping,
     pc: &PrepareConfig,
     missing: MissingStages,
     store: &mut dyn Outbox,
@@ -86,7 +92,7 @@ pub fn import_files(
     std::thread::scope(|scope| -> anyhow::Result<()> {
         let reader = scope.spawn(move || {
             for path in files {
-                let rows = match FileRows::open(path) {
+                let rows = match FileRows::open_with(path, mapping) {
                     Ok(r) => r,
                     Err(e) => {
                         if tx.send(Err(e.to_string())).is_err() {
@@ -199,6 +205,7 @@ fn text(s: &Summary) -> String {
 pub fn run(config: Option<&Path>, a: Args) -> anyhow::Result<ExitCode> {
     let (cfg, _) = Config::load(config)?;
     let pc = cfg.prepare_config_for_outbox()?;
+    let mapping = cfg.mapping(a.preset.as_deref())?;
     let mut store = leadsignal_store::open(&cfg.store.url)?;
     let now = super::now_or(a.now);
     let style = if a.json { Style::Json } else { Style::Text };
@@ -253,6 +260,7 @@ pub fn run(config: Option<&Path>, a: Args) -> anyhow::Result<ExitCode> {
     };
     let summary = import_files(
         &a.files,
+        &mapping,
         &pc,
         cfg.funnel.missing_stages,
         &mut store,

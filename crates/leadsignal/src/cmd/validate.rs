@@ -29,18 +29,23 @@ pub struct Args {
     /// Check the time rules as of this Unix time instead of now.
     #[arg(long)]
     now: Option<i64>,
+    /// CSV column preset: hubspot, salesforce, zoho, pipedrive, dynamics, meta-lead-ads
+    /// (default: `[import] preset`, else headers named as the record fields).
+    #[arg(long)]
+    preset: Option<String>,
 }
 
 pub fn run(config: Option<&Path>, a: Args) -> anyhow::Result<ExitCode> {
     let (cfg, _) = Config::load(config)?;
     let pc = cfg.prepare_config("unset")?;
+    let mapping = cfg.mapping(a.preset.as_deref())?;
     let now = super::now_or(a.now);
     let style = if a.json { Style::Json } else { Style::Text };
     let mut tally = Tally::default();
     let mut unreadable = 0u64;
     let out = &mut std::io::stdout().lock();
     for path in &a.files {
-        let rows = match FileRows::open(path) {
+        let rows = match FileRows::open_with(path, &mapping) {
             Ok(r) => r,
             Err(e) => {
                 unreadable += 1;
