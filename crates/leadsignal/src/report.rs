@@ -13,17 +13,41 @@ pub enum Style {
     Json,
 }
 
+/// One problem line: `file:line: [warning: ]text`, or a JSON object.
+fn line(
+    origin: &Origin,
+    style: Style,
+    kind: &str,
+    code: &str,
+    field: Option<&str>,
+    message: &str,
+    text: String,
+) -> String {
+    match style {
+        Style::Text if kind == "dropped" => format!("{origin}: warning: {text}"),
+        Style::Text => format!("{origin}: {text}"),
+        Style::Json => json!({
+            "source": origin.source, "line": origin.line, "kind": kind,
+            "code": code, "field": field, "message": message,
+        })
+        .to_string(),
+    }
+}
+
 /// Formats a rejected row's problems.
 pub fn violation_lines(origin: &Origin, violations: &[Violation], style: Style) -> Vec<String> {
     violations
         .iter()
-        .map(|v| match style {
-            Style::Text => format!("{origin}: {v}"),
-            Style::Json => json!({
-                "source": origin.source, "line": origin.line, "kind": "violation",
-                "code": v.code, "field": v.field, "message": v.message,
-            })
-            .to_string(),
+        .map(|v| {
+            line(
+                origin,
+                style,
+                "violation",
+                v.code,
+                v.field,
+                &v.message,
+                v.to_string(),
+            )
         })
         .collect()
 }
@@ -32,13 +56,16 @@ pub fn violation_lines(origin: &Origin, violations: &[Violation], style: Style) 
 pub fn dropped_lines(origin: &Origin, dropped: &[Dropped], style: Style) -> Vec<String> {
     dropped
         .iter()
-        .map(|d| match style {
-            Style::Text => format!("{origin}: warning: {d}"),
-            Style::Json => json!({
-                "source": origin.source, "line": origin.line, "kind": "dropped",
-                "code": d.rule, "field": d.field, "message": d.message,
-            })
-            .to_string(),
+        .map(|d| {
+            line(
+                origin,
+                style,
+                "dropped",
+                d.rule,
+                Some(d.field),
+                &d.message,
+                d.to_string(),
+            )
         })
         .collect()
 }
