@@ -41,7 +41,11 @@ CREATE TABLE outbox (
     created_at      INTEGER NOT NULL,
     UNIQUE (lead, stage)                 -- one event per stage per lead
 );
-CREATE INDEX outbox_due ON outbox (dataset_id, state, send_by);
+-- Claiming walks pending entries by deadline; a partial index keeps it small.
+CREATE INDEX outbox_due ON outbox (send_by) WHERE state = 'pending';
+-- Leases to take back and held entries to expire: few rows, small indexes.
+CREATE INDEX outbox_leased ON outbox (lease_until) WHERE state = 'sending';
+CREATE INDEX outbox_held ON outbox (send_by) WHERE state = 'held';
 CREATE TABLE quarantine (
     id           INTEGER PRIMARY KEY,
     source       TEXT NOT NULL,
@@ -560,10 +564,17 @@ impl Outbox for SqliteOutbox {
     }
 
     fn expire_due(&mut self, now: i64) -> Result<u64, StoreError> {
-        Ok(self
-            .conn
-            .prepare_cached("UPDATE outbox SET state = 'expired' WHERE state IN ('pending', 'held') AND send_by < ?1")?
-            .execute([now])? as u64)
+        // One statement per state, so that each uses its partial index.
+        let tx = self.conn.transaction()?;
+        let mut n = 0;
+        for sql in [
+            "UPDATE outbox SET state = 'expired' WHERE state = 'pending' AND send_by < ?1",
+            "UPDATE outbox SET state = 'expired' WHERE state = 'held' AND send_by < ?1",
+        ] {
+            n += tx.prepare_cached(sql)?.execute([now])? as u64;
+        }
+        tx.commit()?;
+        Ok(n)
     }
 
     fn status(&self, now: i64) -> Result<Status, StoreError> {

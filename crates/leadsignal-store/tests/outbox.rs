@@ -314,3 +314,35 @@ fn schema_version_is_checked() {
         .to_string()
         .contains("unsupported store.url"));
 }
+
+/// The delivery path must never scan the whole outbox: claiming, taking
+/// back leases and expiring all use (partial) indexes.
+#[test]
+fn delivery_queries_use_indexes() {
+    let (_d, s) = store();
+    let plan = |sql: &str| -> String {
+        let mut st = s
+            .connection()
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .unwrap();
+        let n = st.parameter_count();
+        let params: Vec<i64> = vec![1; n];
+        st.query_map(rusqlite::params_from_iter(params), |r| {
+            r.get::<_, String>(3)
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect::<Vec<_>>()
+        .join("; ")
+    };
+    for sql in [
+        "SELECT o.id FROM outbox o JOIN leads l ON l.id = o.lead WHERE o.dataset_id = ?1 AND o.state = 'pending' \
+         AND o.next_attempt_at <= ?2 AND o.send_by >= ?2 ORDER BY o.send_by, o.id LIMIT 10",
+        "UPDATE outbox SET state = 'pending' WHERE dataset_id = ?1 AND state = 'sending' AND lease_until < ?2",
+        "UPDATE outbox SET state = 'expired' WHERE state = 'pending' AND send_by < ?1",
+        "UPDATE outbox SET state = 'expired' WHERE state = 'held' AND send_by < ?1",
+    ] {
+        let p = plan(sql);
+        assert!(!p.contains("SCAN outbox") && !p.contains("SCAN o"), "{sql}\n=> {p}");
+    }
+}
