@@ -83,6 +83,8 @@ impl SqliteOutbox {
     pub fn open(path: &str) -> Result<SqliteOutbox, StoreError> {
         let conn = Connection::open(path)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        // Takes effect when the database is created (before WAL is enabled).
+        conn.pragma_update(None, "page_size", 16_384)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         // FULL: a committed transaction survives power loss, not only a crash.
         conn.pragma_update(None, "synchronous", "FULL")?;
