@@ -292,8 +292,19 @@ impl CsvPlan {
             if !time_ok {
                 need.push(format!("\"{}\"", wanted("changed_at")));
             }
+            let hint = if mapping.stage_dates.is_empty()
+                && mapping.constant_stage.is_none()
+                && mapping.name == "record fields"
+            {
+                format!(
+                    "; for a CRM's own export use --preset ({}) or [import] columns",
+                    crate::mapping::PRESETS.join(", ")
+                )
+            } else {
+                String::new()
+            };
             return Err(format!(
-                "with the {} mapping the header must have a stage and a time column: missing {} (found: {})",
+                "with the {} mapping the header must have a stage and a time column: missing {} (found: {}){hint}",
                 mapping.name,
                 need.join(" and "),
                 headers.iter().collect::<Vec<_>>().join(", ")

@@ -100,7 +100,8 @@ fn header_problems_are_file_errors() {
     let mut f = tempfile::Builder::new().suffix(".csv").tempfile().unwrap();
     write!(f, "email,phone\na@b.co,1\n").unwrap();
     let e = FileRows::open(f.path()).err().unwrap().to_string();
-    assert!(e.contains("\"stage\" and \"changed_at\""), "{e}");
+    assert!(e.contains("missing \"stage\" and \"changed_at\""), "{e}");
+    assert!(e.contains("--preset (hubspot, salesforce"), "{e}");
     // A duplicated header is no error: the first non-empty value wins.
     let mut f = tempfile::Builder::new().suffix(".csv").tempfile().unwrap();
     write!(
