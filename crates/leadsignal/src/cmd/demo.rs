@@ -136,8 +136,9 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         "\nNext:\n  leadsignal demo --all                  every request body\n  \
          leadsignal validate <export.csv|.jsonl> check your own CRM export offline\n  \
          leadsignal preview < changes.jsonl     request bodies for your stage changes\n  \
-         leadsignal hash phone \"(650) 555-1212\"  how one value is normalized and hashed\n\
-         Delivery to Meta (durable outbox, sender, sandbox) comes with the next releases."
+         leadsignal hash phone \"(650) 555-1212\"  how one value is normalized and hashed\n  \
+         leadsignal import <export.csv>          store the events in the durable outbox (see status)\n\
+         Delivery to Meta (sender and sandbox) comes with the next release."
     )?;
     Ok(ExitCode::SUCCESS)
 }
