@@ -37,6 +37,9 @@ pub enum StoreError {
         /// Parser message.
         message: String,
     },
+    /// Reading an outbox that does not exist.
+    #[error("there is no outbox at {0}: run `leadsignal import` first, or set store.url")]
+    Missing(String),
     /// An unsupported `store.url`.
     #[error("unsupported store.url {0:?}: use sqlite://<path> (PostgreSQL comes with the scale-out release)")]
     Url(String),
@@ -88,10 +91,23 @@ pub trait Outbox {
     fn status(&self, now: i64) -> Result<Status, StoreError>;
 }
 
-/// Opens the outbox named by `store.url`.
+/// Opens the outbox named by `store.url`, creating it if needed.
 pub fn open(url: &str) -> Result<SqliteOutbox, StoreError> {
+    SqliteOutbox::open(sqlite_path(url)?)
+}
+
+/// Opens an existing outbox (for commands that only read it).
+pub fn open_existing(url: &str) -> Result<SqliteOutbox, StoreError> {
+    let path = sqlite_path(url)?;
+    if !std::path::Path::new(path).exists() {
+        return Err(StoreError::Missing(path.to_string()));
+    }
+    SqliteOutbox::open(path)
+}
+
+fn sqlite_path(url: &str) -> Result<&str, StoreError> {
     match url.strip_prefix("sqlite://") {
-        Some(path) if !path.is_empty() => SqliteOutbox::open(path),
+        Some(path) if !path.is_empty() => Ok(path),
         _ => Err(StoreError::Url(url.to_string())),
     }
 }

@@ -169,6 +169,18 @@ fn import_twice_adds_nothing_the_second_time() {
 }
 
 #[test]
+fn status_without_an_outbox_says_so_and_creates_nothing() {
+    let env = Env::new();
+    let (code, _, err) = env.run(&["status"]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("there is no outbox at") && err.contains("leadsignal import"),
+        "{err}"
+    );
+    assert!(!env.path("outbox.db").exists());
+}
+
+#[test]
 fn import_needs_dataset_and_crm_name() {
     let env = Env::new();
     std::fs::write(env.path("leadsignal.toml"), "[crm]\nname = \"X\"\n").unwrap();
