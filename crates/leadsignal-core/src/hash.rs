@@ -128,18 +128,28 @@ impl fmt::Debug for Sha256 {
     }
 }
 
+/// Hex in human-readable formats (JSON), the 32 raw bytes in binary ones
+/// (the outbox's stored form).
 impl Serialize for Sha256 {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let buf = self.to_hex_bytes();
-        s.serialize_str(std::str::from_utf8(&buf).expect("hex digits are ASCII"))
+        if s.is_human_readable() {
+            let buf = self.to_hex_bytes();
+            s.serialize_str(std::str::from_utf8(&buf).expect("hex digits are ASCII"))
+        } else {
+            self.0.serialize(s)
+        }
     }
 }
 
 impl<'de> Deserialize<'de> for Sha256 {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        Sha256::parse_hex(&s)
-            .ok_or_else(|| serde::de::Error::custom("expected 64 hexadecimal digits (SHA-256)"))
+        if d.is_human_readable() {
+            let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+            Sha256::parse_hex(&s)
+                .ok_or_else(|| serde::de::Error::custom("expected 64 hexadecimal digits (SHA-256)"))
+        } else {
+            <[u8; 32]>::deserialize(d).map(Sha256)
+        }
     }
 }
 

@@ -7,6 +7,7 @@
 
 #![warn(missing_docs)]
 
+mod codec;
 mod model;
 mod sqlite;
 

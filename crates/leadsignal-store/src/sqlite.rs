@@ -26,7 +26,7 @@ CREATE TABLE outbox (
     stage_rank      INTEGER NOT NULL,    -- funnel position; 10000 for unmapped stages
     event_time      INTEGER NOT NULL,
     event_id        TEXT NOT NULL,
-    payload         TEXT NOT NULL,       -- the ServerEvent JSON: hashed data only
+    payload         BLOB NOT NULL,       -- the ServerEvent (codec.rs): hashed data only
     send_by         INTEGER NOT NULL,    -- event_time + 7 days - margin
     state           TEXT NOT NULL,       -- pending|held|sending|sent|failed|expired|quarantined
     inferred        INTEGER NOT NULL DEFAULT 0,
@@ -142,10 +142,8 @@ fn rank(index: Option<StageIndex>) -> i64 {
     index.map_or(UNMAPPED_RANK, |i| i as i64)
 }
 
-fn payload(event: &ServerEvent) -> String {
-    let mut buf = Vec::with_capacity(1024);
-    event.write_json(&mut buf);
-    String::from_utf8(buf).expect("the JSON writer writes UTF-8")
+fn payload(event: &ServerEvent) -> Vec<u8> {
+    crate::codec::encode(event)
 }
 
 struct Tx<'a> {
@@ -411,7 +409,10 @@ impl Tx<'_> {
     }
 }
 
-fn entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, String, String, String, i64, i64, i64)> {
+/// (id, dataset, lead key, payload, send_by, attempts, inferred) of a claimed row.
+type ClaimedRow = (i64, String, String, Vec<u8>, i64, i64, i64);
+
+fn entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<ClaimedRow> {
     Ok((
         r.get(0)?,
         r.get(1)?,
@@ -505,10 +506,8 @@ impl Outbox for SqliteOutbox {
             )?;
             for (id, dataset_id, lead_key, payload, send_by, attempts, inferred) in rows {
                 lease.execute(params![id, now + lease_secs])?;
-                let event = serde_json::from_str(&payload).map_err(|e| StoreError::Corrupt {
-                    id,
-                    message: e.to_string(),
-                })?;
+                let event = crate::codec::decode(&payload)
+                    .map_err(|message| StoreError::Corrupt { id, message })?;
                 out.push(OutboxEntry {
                     id,
                     dataset_id,

@@ -71,19 +71,16 @@ fn enqueue_is_idempotent() {
         .query_row("SELECT count(*) FROM outbox", [], |r| r.get(0))
         .unwrap();
     assert_eq!(n, 3);
-    // Stored payload is the exact event, hashed data only.
-    let payload: String = s
-        .connection()
-        .query_row(
-            "SELECT payload FROM outbox WHERE stage = 'Lead' LIMIT 1",
-            [],
-            |r| r.get(0),
-        )
+    // What comes back out is exactly the event that was prepared.
+    let Incoming::Event { prepared, .. } = &batch[0] else {
+        unreachable!()
+    };
+    let claimed = s.claim(&cfg.dataset_id, 10, 60, NOW).unwrap();
+    let back = claimed
+        .iter()
+        .find(|e| e.event.event_id == prepared.event.event_id)
         .unwrap();
-    assert!(
-        payload.contains("\"lead_id\":1234567890123456")
-            && payload.contains("\"event_source\":\"crm\"")
-    );
+    assert_eq!(back.event, prepared.event);
 }
 
 #[test]
