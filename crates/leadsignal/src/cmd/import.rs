@@ -15,8 +15,9 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// Rows per transaction: large enough to amortize the commit, small enough
-/// that a crash loses little work (the re-run redoes it, idempotently).
-const BATCH: usize = 5_000;
+/// that a crash loses little work (the re-run redoes it, idempotently). At
+/// most two batches wait between the threads, which bounds memory.
+const BATCH: usize = 10_000;
 
 /// Import CSV or JSONL stage-change files into the outbox. Every row ends as
 /// an event ready to send or a quarantine record with its position and
@@ -87,7 +88,7 @@ pub fn import_files(
     mut on_reject: impl FnMut(Reject),
 ) -> anyhow::Result<Summary> {
     let started = Instant::now();
-    let (tx, rx) = mpsc::sync_channel::<Result<(u64, Vec<Incoming>), String>>(4);
+    let (tx, rx) = mpsc::sync_channel::<Result<(u64, Vec<Incoming>), String>>(2);
     let mut summary = Summary::default();
     std::thread::scope(|scope| -> anyhow::Result<()> {
         let reader = scope.spawn(move || {
