@@ -127,7 +127,13 @@ proptest! {
             data_processing: ldu.then(|| DataProcessing { options: vec!["LDU".into()], country: Some(0), state: Some(0) }),
             ..Default::default()
         };
-        if let Ok(p) = prepare(&sc, &cfg, NOW) {
+        let result = prepare(&sc, &cfg, NOW);
+        // With a lead_id the event is always valid: the comparison below
+        // must not be skipped for the cases that matter.
+        if lead.is_some() {
+            prop_assert!(result.is_ok(), "{:?}", result.as_ref().err());
+        }
+        if let Ok(p) = result {
             let mut fast = Vec::new();
             p.event.write_json(&mut fast);
             prop_assert_eq!(String::from_utf8(fast).unwrap(), serde_json::to_string(&p.event).unwrap());
