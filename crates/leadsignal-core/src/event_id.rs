@@ -137,8 +137,10 @@ pub fn event_id(dataset_id: &str, lead: &LeadKey, stage: &str, event_time: i64) 
     }
     push_field(&mut material, stage.as_bytes());
     material.extend_from_slice(&event_time.to_be_bytes());
-    let hex = Sha256::of_bytes(&material).to_hex_bytes();
-    EventId(hex[..32].try_into().expect("32 of 64 hex digits"))
+    let digest = Sha256::of_bytes(&material);
+    let mut hex = [0u8; 32];
+    faster_hex::hex_encode(&digest.0[..16], &mut hex).expect("32 hex digits for 16 bytes");
+    EventId(hex)
 }
 
 #[cfg(test)]

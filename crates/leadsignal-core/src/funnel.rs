@@ -240,13 +240,14 @@ impl Funnel {
     /// stage is unknown and unmapped stages are not allowed.
     pub fn resolve<'a>(&self, crm_stage: &'a str) -> Option<StageRef<'a>> {
         let t = crm_stage.trim();
-        let found = self.crm_names.iter().find(|(k, _)| {
-            if t.is_ascii() {
-                k.eq_ignore_ascii_case(t)
-            } else {
-                *k == t.to_lowercase()
-            }
-        });
+        let found = if t.is_ascii() {
+            self.crm_names
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(t))
+        } else {
+            let lower = t.to_lowercase();
+            self.crm_names.iter().find(|(k, _)| *k == lower)
+        };
         match found {
             Some(&(_, i)) => Some(StageRef::Known(i)),
             None if self.allow_unmapped && !t.is_empty() => Some(StageRef::Unmapped(t)),

@@ -210,42 +210,47 @@ fn user_data(
     // Boxed: the event moves several times on its way out, the box does not.
     let mut ud = Box::<UserData>::default();
     ud.lead_id = sc.lead_id;
-    let mut scratch = String::with_capacity(64);
-    let fields: [(Field, &Option<String>); 11] = [
-        (Field::Em, &c.email),
-        (Field::Ph, &c.phone),
-        (Field::Fn, &c.first_name),
-        (Field::Ln, &c.last_name),
-        (Field::Ge, &c.gender),
-        (Field::Db, &c.date_of_birth),
-        (Field::Ct, &c.city),
-        (Field::St, &c.state),
-        (Field::Zp, &c.zip),
-        (Field::Country, &c.country),
-        (Field::ExternalId, &c.external_id),
-    ];
-    for (field, value) in fields {
-        let Some(value) = value.as_deref() else {
-            continue;
-        };
-        // The country was resolved once already, for the context.
-        if let (Field::Country, Some(code)) = (field, record_country) {
-            let h =
-                Sha256::parse_hex(value).unwrap_or_else(|| Sha256::of_normalized(code.as_str()));
-            ud.country.push(h);
-            continue;
-        }
-        match hash_field(field, value, &ctx, &mut scratch) {
-            Ok(h) => ud.slot_mut(field).push(h),
-            // A blank value is an absent one, not a problem.
-            Err(reason) if reason.rule == "empty" => {}
-            Err(reason) => dropped.push(Dropped {
-                field: field.record_name(),
-                rule: reason.rule,
-                message: reason.message.into_owned(),
-            }),
-        }
+    thread_local! {
+        // Reused between events: one allocation per thread, not per event.
+        static SCRATCH: std::cell::RefCell<String> = std::cell::RefCell::new(String::with_capacity(64));
     }
+    SCRATCH.with_borrow_mut(|scratch| {
+        let fields: [(Field, &Option<String>); 11] = [
+            (Field::Em, &c.email),
+            (Field::Ph, &c.phone),
+            (Field::Fn, &c.first_name),
+            (Field::Ln, &c.last_name),
+            (Field::Ge, &c.gender),
+            (Field::Db, &c.date_of_birth),
+            (Field::Ct, &c.city),
+            (Field::St, &c.state),
+            (Field::Zp, &c.zip),
+            (Field::Country, &c.country),
+            (Field::ExternalId, &c.external_id),
+        ];
+        for (field, value) in fields {
+            let Some(value) = value.as_deref() else {
+                continue;
+            };
+            // The country was resolved once already, for the context.
+            if let (Field::Country, Some(code)) = (field, record_country) {
+                let h = Sha256::parse_hex(value)
+                    .unwrap_or_else(|| Sha256::of_normalized(code.as_str()));
+                ud.country.push(h);
+                continue;
+            }
+            match hash_field(field, value, &ctx, scratch) {
+                Ok(h) => ud.slot_mut(field).push(h),
+                // A blank value is an absent one, not a problem.
+                Err(reason) if reason.rule == "empty" => {}
+                Err(reason) => dropped.push(Dropped {
+                    field: field.record_name(),
+                    rule: reason.rule,
+                    message: reason.message.into_owned(),
+                }),
+            }
+        }
+    });
     ud.fbc = click_id(sc.fbc.as_deref(), "fbc", dropped);
     ud.fbp = click_id(sc.fbp.as_deref(), "fbp", dropped);
     ud

@@ -111,7 +111,7 @@ proptest! {
         lead in prop::option::of(100_000_000_000_000u64..100_000_000_000_000_000),
         ldu in any::<bool>(),
         legacy in any::<bool>(),
-        crm in "[ -~]{1,12}",
+        crm in "[ -~]{0,6}[!-~][ -~]{0,5}",
     ) {
         let mut cfg = config();
         cfg.funnel = Funnel::new(Funnel::default_stages(), true).unwrap();

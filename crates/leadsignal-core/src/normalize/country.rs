@@ -3,7 +3,7 @@
 //! truncated: `AUT` is Austria, not `au`).
 
 use super::text::{fold_key, KeyBuf};
-use super::FnvMap;
+use super::FixedMap;
 use celes::LookupTable;
 use std::fmt;
 use std::sync::OnceLock;
@@ -59,7 +59,7 @@ impl<'de> serde::Deserialize<'de> for CountryCode {
 }
 
 struct Index {
-    by_key: FnvMap<String, CountryCode>,
+    by_key: FixedMap<String, CountryCode>,
     codes: Vec<CountryCode>,
 }
 
@@ -151,7 +151,7 @@ const EXTRA_ALIASES: &[(&str, &str)] = &[
 fn index() -> &'static Index {
     static INDEX: OnceLock<Index> = OnceLock::new();
     INDEX.get_or_init(|| {
-        let mut by_key = FnvMap::default();
+        let mut by_key = FixedMap::default();
         let mut codes = Vec::new();
         let mut key = KeyBuf::new();
         let countries = celes::Country::get_countries();

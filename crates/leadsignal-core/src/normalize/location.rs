@@ -3,7 +3,7 @@
 use super::country::CountryCode;
 use super::text::{alphanumeric_lower, fold_key, strip_prefix_ci, KeyBuf};
 use super::DropReason;
-use super::FnvMap;
+use super::FixedMap;
 use std::sync::OnceLock;
 
 const US: CountryCode = CountryCode(*b"us");
@@ -133,8 +133,8 @@ const CODES: &[&str] = &[
 ];
 
 /// Codes and folded names → code.
-fn subdivisions() -> &'static FnvMap<&'static str, &'static str> {
-    static MAP: OnceLock<FnvMap<&'static str, &'static str>> = OnceLock::new();
+fn subdivisions() -> &'static FixedMap<&'static str, &'static str> {
+    static MAP: OnceLock<FixedMap<&'static str, &'static str>> = OnceLock::new();
     MAP.get_or_init(|| {
         CODES
             .iter()

@@ -18,33 +18,11 @@ use crate::hash::Sha256;
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
-use std::hash::{BuildHasherDefault, Hasher};
 
-/// FNV-1a, for the built-in look-up tables: their keys are short and the
-/// tables are fixed (nothing outside can insert), so a keyed hash buys
-/// nothing and costs more than the look-up.
-#[derive(Default, Clone, Copy)]
-pub(crate) struct Fnv(u64);
-
-impl Hasher for Fnv {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        let mut h = if self.0 == 0 {
-            0xcbf2_9ce4_8422_2325
-        } else {
-            self.0
-        };
-        for &b in bytes {
-            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-        }
-        self.0 = h;
-    }
-}
-
-/// A `HashMap` with [`Fnv`].
-pub(crate) type FnvMap<K, V> = HashMap<K, V, BuildHasherDefault<Fnv>>;
+/// A `HashMap` for the built-in look-up tables: their keys are short and
+/// the tables are fixed (nothing outside can insert), so a keyed hash buys
+/// nothing; foldhash's fixed state reads eight bytes at a time.
+pub(crate) type FixedMap<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
 
 /// The customer-information keys leadsignal normalizes and hashes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -11,7 +11,7 @@
 use super::country::CountryCode;
 use super::text::strip_prefix_ci;
 use super::DropReason;
-use super::FnvMap;
+use super::FixedMap;
 use phonenumber::metadata::{Metadata, DATABASE};
 use std::sync::OnceLock;
 
@@ -30,9 +30,9 @@ struct CallingCode {
 }
 
 struct Tables {
-    by_code: FnvMap<u16, CallingCode>,
+    by_code: FixedMap<u16, CallingCode>,
     /// Lower-case alpha-2 → (calling code, the region's metadata).
-    by_region: FnvMap<[u8; 2], (u16, &'static Metadata)>,
+    by_region: FixedMap<[u8; 2], (u16, &'static Metadata)>,
 }
 
 /// Lengths of the number types a person's phone can be. Service numbers
@@ -70,8 +70,8 @@ fn length_mask(meta: &Metadata) -> u32 {
 fn tables() -> &'static Tables {
     static TABLES: OnceLock<Tables> = OnceLock::new();
     TABLES.get_or_init(|| {
-        let mut by_code: FnvMap<u16, CallingCode> = FnvMap::default();
-        let mut by_region = FnvMap::default();
+        let mut by_code: FixedMap<u16, CallingCode> = FixedMap::default();
+        let mut by_region = FixedMap::default();
         for meta in DATABASE.iter() {
             // `iter` yields every region, including the non-geographic "001" entries.
             let code = meta.country_code();

@@ -123,12 +123,16 @@ pub(super) fn fold_key<'a>(value: &str, out: &'a mut KeyBuf) -> &'a str {
     out.len = 0;
     let mut fits = true;
     if value.is_ascii() {
+        let mut n = 0;
         for b in value.bytes().filter(u8::is_ascii_alphabetic) {
-            fits &= out.push(b.to_ascii_lowercase());
-            if !fits {
+            let Some(slot) = out.buf.get_mut(n) else {
+                fits = false;
                 break;
-            }
+            };
+            *slot = b | 0x20; // ASCII letter to lowercase
+            n += 1;
         }
+        out.len = n;
     } else {
         for c in value.nfd() {
             if c.is_ascii_alphabetic() {
