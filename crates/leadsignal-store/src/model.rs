@@ -11,6 +11,9 @@ pub enum Incoming {
     Event {
         /// The prepared event.
         prepared: Box<Prepared>,
+        /// Its stored form, encoded by whoever builds the batch (so that
+        /// the writer, the bottleneck of an import, does not have to).
+        payload: Payload,
         /// Where it came from.
         origin: Origin,
         /// The CRM record ID, if any (stored with the lead).
@@ -28,6 +31,40 @@ pub enum Incoming {
         /// Every reason.
         violations: Vec<Violation>,
     },
+}
+
+impl Incoming {
+    /// A prepared event from `origin`, with its stored form.
+    pub fn event(
+        prepared: Prepared,
+        origin: Origin,
+        crm_id: Option<String>,
+        lead_created_at: Option<i64>,
+    ) -> Incoming {
+        Incoming::Event {
+            payload: Payload::encode(&prepared.event),
+            prepared: Box::new(prepared),
+            origin,
+            crm_id,
+            lead_created_at,
+        }
+    }
+}
+
+/// An event in its stored form (see `codec.rs`): hashed data only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Payload(pub(crate) Vec<u8>);
+
+impl Payload {
+    /// Encodes `event`.
+    pub fn encode(event: &ServerEvent) -> Payload {
+        Payload(crate::codec::encode(event))
+    }
+
+    /// The encoded bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
 }
 
 /// What to do with a stage change whose earlier funnel stages were never seen

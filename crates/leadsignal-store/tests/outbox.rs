@@ -23,12 +23,7 @@ fn change(lead: u64, stage: &str, at: i64, line: u64) -> Incoming {
         ..Default::default()
     };
     let p = prepare(&sc, &config(), NOW).unwrap();
-    Incoming::Event {
-        prepared: Box::new(p),
-        origin: sc.origin,
-        crm_id: None,
-        lead_created_at: None,
-    }
+    Incoming::event(p, sc.origin, None, None)
 }
 
 fn ctx(cfg: &PrepareConfig, missing: MissingStages) -> EnqueueContext<'_> {
@@ -290,6 +285,40 @@ fn claim_orders_by_deadline_keeps_lead_order_and_leases() {
     assert_eq!(st.leads, 2);
 }
 
+/// The due index is keyed by the deadline's hour; claims must still come
+/// out in exact deadline order, within an hour and across hours, whatever
+/// the order of arrival, and expiry must still be exact to the second.
+#[test]
+fn claim_order_is_exact_within_and_across_hours() {
+    let (_d, mut s) = store();
+    let cfg = config();
+    let c = ctx(&cfg, MissingStages::Fill);
+    // Times (seconds before NOW) chosen to straddle hour boundaries of the
+    // deadline, inserted in scrambled order, one lead each.
+    let ago = [3_000, 7_300, 5, 3_599, 3_601, 90_000, 1, 7_199];
+    let batch: Vec<Incoming> = ago
+        .iter()
+        .enumerate()
+        .map(|(i, a)| change(L1 + 10 + i as u64, "new", NOW - a, i as u64 + 2))
+        .collect();
+    s.enqueue(&batch, &c).unwrap();
+    let claimed = s.claim(&cfg.dataset_id, 100, 60, NOW).unwrap();
+    let deadlines: Vec<i64> = claimed.iter().map(|e| e.send_by).collect();
+    let mut sorted = deadlines.clone();
+    sorted.sort();
+    assert_eq!(deadlines.len(), ago.len());
+    assert_eq!(deadlines, sorted, "claims follow the deadline exactly");
+    // Expiry: one second after the earliest deadline expires that one only.
+    let (_d2, mut s2) = store();
+    s2.enqueue(&batch, &c).unwrap();
+    assert_eq!(s2.expire_due(sorted[0] + 1).unwrap(), 1);
+    assert_eq!(
+        s2.expire_due(sorted[1]).unwrap(),
+        0,
+        "the deadline itself is still in time"
+    );
+}
+
 #[test]
 fn schema_version_is_checked() {
     let dir = tempfile::tempdir().unwrap();
@@ -334,9 +363,9 @@ fn delivery_queries_use_indexes() {
     };
     for sql in [
         "SELECT o.id FROM outbox o JOIN leads l ON l.id = o.lead WHERE o.dataset_id = ?1 AND o.state = 'pending' \
-         AND o.next_attempt_at <= ?2 AND o.send_by >= ?2 ORDER BY o.send_by, o.id LIMIT 10",
+         AND o.next_attempt_at <= ?2 AND o.send_by >= ?2 AND o.send_by / 3600 >= ?2 / 3600 ORDER BY o.send_by / 3600, o.send_by, o.id LIMIT 10",
         "UPDATE outbox SET state = 'pending' WHERE dataset_id = ?1 AND state = 'sending' AND lease_until < ?2",
-        "UPDATE outbox SET state = 'expired' WHERE state = 'pending' AND send_by < ?1",
+        "UPDATE outbox SET state = 'expired' WHERE state = 'pending' AND send_by / 3600 <= ?1 / 3600 AND send_by < ?1",
         "UPDATE outbox SET state = 'expired' WHERE state = 'held' AND send_by < ?1",
     ] {
         let p = plan(sql);
