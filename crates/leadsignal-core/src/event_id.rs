@@ -110,12 +110,14 @@ fn push_id(material: &mut Material, id: &str) {
     }
 }
 
-/// The `event_id` of an event: the first 128 bits, in hex, of SHA-256 over
-/// (dataset, lead, stage, event_time), so that re-sending or re-importing the
-/// same stage change always yields the same ID, and Meta and the outbox can
-/// deduplicate. The material is a compact binary encoding so that the usual
-/// case (numeric dataset, lead_id, a stage name of up to 25 bytes) costs one
-/// SHA-256 block.
+/// The `event_id` of an event: XXH3-128, in hex, of (dataset, lead, stage,
+/// event_time), so that re-sending or re-importing the same stage change
+/// always yields the same ID, and Meta and the outbox can deduplicate. The
+/// material holds IDs and digests only (never raw contact data) and the ID
+/// is no secret, so a fast non-cryptographic 128-bit hash is enough: the
+/// chance of any two of a billion events colliding is below 10⁻²¹. The
+/// material is a compact binary encoding (fields length-prefixed, so that
+/// different inputs never give the same material).
 pub fn event_id(dataset_id: &str, lead: &LeadKey, stage: &str, event_time: i64) -> EventId {
     let mut material = Material::new();
     material.push(1); // version
@@ -137,9 +139,9 @@ pub fn event_id(dataset_id: &str, lead: &LeadKey, stage: &str, event_time: i64) 
     }
     push_field(&mut material, stage.as_bytes());
     material.extend_from_slice(&event_time.to_be_bytes());
-    let digest = Sha256::of_bytes(&material);
+    let digest = xxhash_rust::xxh3::xxh3_128(&material).to_be_bytes();
     let mut hex = [0u8; 32];
-    faster_hex::hex_encode(&digest.0[..16], &mut hex).expect("32 hex digits for 16 bytes");
+    faster_hex::hex_encode(&digest, &mut hex).expect("32 hex digits for 16 bytes");
     EventId(hex)
 }
 
