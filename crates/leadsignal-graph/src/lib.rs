@@ -1,0 +1,18 @@
+//! leadsignal's side of Meta's Graph API.
+//!
+//! - [`client`]: `POST /{version}/{dataset_id}/events` and lead retrieval,
+//!   with `appsecret_proof`, timeouts and connection reuse.
+//! - [`outcome`]: what an answer means for delivery (accepted, transient,
+//!   rate limited, rejected, auth), read from codes, never from the
+//!   localized messages.
+//! - [`sandbox`]: a local server that answers like Graph, with injectable
+//!   faults, for tests, benchmarks and the demo.
+
+pub mod client;
+pub mod outcome;
+pub mod proof;
+pub mod sandbox;
+
+pub use client::{ClientConfig, Credentials, GraphClient, Lead, SendOptions};
+pub use outcome::{GraphError, Outcome, TransientCause, Usage};
+pub use proof::ProofMode;
