@@ -84,6 +84,39 @@ pub trait Outbox {
         error: Option<&str>,
     ) -> Result<(), StoreError>;
 
+    /// Quarantines claimed entries Meta rejected (`error`: Meta's code,
+    /// subcode and message). They are never retried.
+    fn reject(&mut self, ids: &[i64], error: &str, now: i64) -> Result<(), StoreError>;
+
+    /// Marks claimed entries expired (Meta said too old, or a retry would
+    /// pass the deadline), with the reason.
+    fn expire(&mut self, ids: &[i64], reason: &str, now: i64) -> Result<(), StoreError>;
+
+    /// Gives claimed entries back untouched (no attempt counted): delivery
+    /// paused, or the sender is stopping.
+    fn unlease(&mut self, ids: &[i64]) -> Result<(), StoreError>;
+
+    /// Records that claimed entries were sent to Meta's Test Events and gives
+    /// them back as pending: a test send never marks an entry as sent.
+    fn record_test_send(
+        &mut self,
+        ids: &[i64],
+        test_event_code: &str,
+        fbtrace_id: Option<&str>,
+        now: i64,
+    ) -> Result<(), StoreError>;
+
+    /// Pauses delivery to a dataset (`Some(reason)`) or resumes it (`None`).
+    fn set_paused(
+        &mut self,
+        dataset_id: &str,
+        reason: Option<&str>,
+        now: i64,
+    ) -> Result<(), StoreError>;
+
+    /// Whether delivery to a dataset is paused, and why.
+    fn paused(&self, dataset_id: &str) -> Result<Option<Paused>, StoreError>;
+
     /// Marks pending and held entries past their send-by deadline as expired;
     /// returns how many.
     fn expire_due(&mut self, now: i64) -> Result<u64, StoreError>;

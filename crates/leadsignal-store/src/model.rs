@@ -224,4 +224,21 @@ pub struct Status {
     pub rejected_by_rule: BTreeMap<String, u64>,
     /// Leads known.
     pub leads: u64,
+    /// Sends to Meta's Test Events.
+    pub test_sends: u64,
+    /// Datasets whose delivery is paused.
+    pub paused: Vec<Paused>,
+    /// Most frequent reasons of quarantined and expired entries, with counts.
+    pub delivery_errors: Vec<(String, u64)>,
+}
+
+/// A dataset whose delivery is paused (token or permission problem).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Paused {
+    /// Dataset.
+    pub dataset_id: String,
+    /// Meta's answer (code, subcode, message; never the token).
+    pub reason: String,
+    /// Since when (Unix seconds).
+    pub since: i64,
 }

@@ -8,7 +8,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Schema migrations, in order; `PRAGMA user_version` is the number applied.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE leads (
     id          INTEGER PRIMARY KEY,
     dataset_id  TEXT NOT NULL,
@@ -67,7 +68,24 @@ CREATE TABLE quarantine (
     created_at   INTEGER NOT NULL,
     UNIQUE (source, fingerprint, rule, field)
 );
-"#];
+"#,
+    r#"
+-- Sends to Meta's Test Events: never mark the production entry as sent.
+CREATE TABLE test_sends (
+    id               INTEGER PRIMARY KEY,
+    outbox_id        INTEGER NOT NULL REFERENCES outbox(id),
+    test_event_code  TEXT NOT NULL,
+    fbtrace_id       TEXT,
+    sent_at          INTEGER NOT NULL
+);
+-- Per-dataset delivery state: paused on a token or permission problem.
+CREATE TABLE datasets (
+    dataset_id     TEXT PRIMARY KEY,
+    paused_reason  TEXT,                 -- NULL when delivering
+    paused_at      INTEGER
+);
+"#,
+];
 
 /// Funnel rank of stages outside the funnel (`NOT_ASSIGNED`): after all others.
 const UNMAPPED_RANK: i64 = 10_000;
@@ -96,6 +114,27 @@ const INSERT_EVENT: &str = "INSERT INTO outbox (lead, dataset_id, stage, stage_r
      VALUES (?1, ?13, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 0, ?10, ?11, ?12)";
 
 impl SqliteOutbox {
+    /// Sets the state (and last error) of leased entries.
+    fn set_state(
+        &mut self,
+        ids: &[i64],
+        state: &str,
+        error: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "UPDATE outbox SET state = ?2, last_error = ?3, lease_until = NULL, attempts = attempts + 1
+                  WHERE id = ?1 AND state = 'sending'",
+            )?;
+            for id in ids {
+                stmt.execute(params![id, state, error])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Opens (creating if needed) the outbox at `path` and applies migrations.
     pub fn open(path: &str) -> Result<SqliteOutbox, StoreError> {
         let conn = Connection::open(path)?;
@@ -655,6 +694,87 @@ impl Outbox for SqliteOutbox {
         Ok(())
     }
 
+    fn reject(&mut self, ids: &[i64], error: &str, _now: i64) -> Result<(), StoreError> {
+        self.set_state(ids, "quarantined", Some(error))
+    }
+
+    fn expire(&mut self, ids: &[i64], reason: &str, _now: i64) -> Result<(), StoreError> {
+        self.set_state(ids, "expired", Some(reason))
+    }
+
+    fn unlease(&mut self, ids: &[i64]) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "UPDATE outbox SET state = 'pending', lease_until = NULL WHERE id = ?1 AND state = 'sending'",
+            )?;
+            for id in ids {
+                stmt.execute([id])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn record_test_send(
+        &mut self,
+        ids: &[i64],
+        test_event_code: &str,
+        fbtrace_id: Option<&str>,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut ins = tx.prepare_cached(
+                "INSERT INTO test_sends (outbox_id, test_event_code, fbtrace_id, sent_at) VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            let mut back = tx.prepare_cached(
+                "UPDATE outbox SET state = 'pending', lease_until = NULL WHERE id = ?1 AND state = 'sending'",
+            )?;
+            for id in ids {
+                ins.execute(params![id, test_event_code, fbtrace_id, now])?;
+                back.execute([id])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn set_paused(
+        &mut self,
+        dataset_id: &str,
+        reason: Option<&str>,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO datasets (dataset_id, paused_reason, paused_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (dataset_id) DO UPDATE SET paused_reason = ?2, paused_at = ?3",
+            )?
+            .execute(params![dataset_id, reason, reason.map(|_| now)])?;
+        Ok(())
+    }
+
+    fn paused(&self, dataset_id: &str) -> Result<Option<Paused>, StoreError> {
+        let row = self
+            .conn
+            .prepare_cached(
+                "SELECT paused_reason, paused_at FROM datasets WHERE dataset_id = ?1 AND paused_reason IS NOT NULL",
+            )?
+            .query_row([dataset_id], |r| {
+                Ok(Paused {
+                    dataset_id: dataset_id.to_string(),
+                    reason: r.get(0)?,
+                    since: r.get(1)?,
+                })
+            });
+        match row {
+            Ok(p) => Ok(Some(p)),
+            Err(rusqlite::Error::QueryReturnedNoRows) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     fn expire_due(&mut self, now: i64) -> Result<u64, StoreError> {
         // One statement per state, so that each uses its partial index.
         let tx = self.conn.transaction()?;
@@ -707,6 +827,29 @@ impl Outbox for SqliteOutbox {
             s.rejected_by_rule.insert(rule, n as u64);
         }
         s.leads = c.query_row("SELECT count(*) FROM leads", [], |r| r.get::<_, i64>(0))? as u64;
+        s.test_sends = c.query_row("SELECT count(*) FROM test_sends", [], |r| {
+            r.get::<_, i64>(0)
+        })? as u64;
+        let mut stmt = c.prepare(
+            "SELECT dataset_id, paused_reason, paused_at FROM datasets WHERE paused_reason IS NOT NULL ORDER BY dataset_id",
+        )?;
+        for row in stmt.query_map([], |r| {
+            Ok(Paused {
+                dataset_id: r.get(0)?,
+                reason: r.get(1)?,
+                since: r.get(2)?,
+            })
+        })? {
+            s.paused.push(row?);
+        }
+        let mut stmt = c.prepare(
+            "SELECT last_error, count(*) FROM outbox WHERE state IN ('quarantined', 'expired') AND last_error IS NOT NULL
+              GROUP BY last_error ORDER BY count(*) DESC LIMIT 20",
+        )?;
+        for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
+            let (e, n) = row?;
+            s.delivery_errors.push((e, n as u64));
+        }
         Ok(s)
     }
 }

@@ -372,3 +372,58 @@ fn delivery_queries_use_indexes() {
         assert!(!p.contains("SCAN outbox") && !p.contains("SCAN o"), "{sql}\n=> {p}");
     }
 }
+
+/// What the sender records: Meta's rejection, expiry, test sends (never
+/// "sent"), leases given back untouched, and dataset pauses.
+#[test]
+fn delivery_outcomes_are_recorded() {
+    let (_d, mut s) = store();
+    let cfg = config();
+    let c = ctx(&cfg, MissingStages::Fill);
+    let batch: Vec<Incoming> = (0..4)
+        .map(|i| change(L1 + 100 + i, "new", NOW - 600, i + 2))
+        .collect();
+    s.enqueue(&batch, &c).unwrap();
+    let ds = &cfg.dataset_id;
+    let claimed = s.claim(ds, 10, 60, NOW).unwrap();
+    let ids: Vec<i64> = claimed.iter().map(|e| e.id).collect();
+    assert_eq!(ids.len(), 4);
+    s.record_test_send(&ids[..1], "TEST1", Some("tr"), NOW)
+        .unwrap();
+    s.reject(
+        &ids[1..2],
+        "code 100, subcode 2804036: Invalid parameter",
+        NOW,
+    )
+    .unwrap();
+    s.expire(&ids[2..3], "code 100, subcode 2804003: too old", NOW)
+        .unwrap();
+    s.unlease(&ids[3..]).unwrap();
+    let st = s.status(NOW).unwrap();
+    assert_eq!(
+        st.by_state.get("pending"),
+        Some(&2),
+        "test send and unleased are pending again"
+    );
+    assert_eq!(st.by_state.get("quarantined"), Some(&1));
+    assert_eq!(st.by_state.get("expired"), Some(&1));
+    assert_eq!(st.by_state.get("sent"), None);
+    assert_eq!(st.test_sends, 1);
+    assert_eq!(st.delivery_errors.len(), 2);
+    // Unleased entries count no attempt; both come back at once.
+    let again = s.claim(ds, 10, 60, NOW).unwrap();
+    assert_eq!(again.len(), 2);
+    assert!(again.iter().all(|e| e.attempts == 0));
+    // Pause and resume.
+    assert_eq!(s.paused(ds).unwrap(), None);
+    s.set_paused(ds, Some("code 190: token revoked"), NOW)
+        .unwrap();
+    let p = s.paused(ds).unwrap().unwrap();
+    assert_eq!(
+        (p.reason.as_str(), p.since),
+        ("code 190: token revoked", NOW)
+    );
+    assert_eq!(s.status(NOW).unwrap().paused.len(), 1);
+    s.set_paused(ds, None, NOW + 5).unwrap();
+    assert_eq!(s.paused(ds).unwrap(), None);
+}
