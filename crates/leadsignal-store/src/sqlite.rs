@@ -740,6 +740,28 @@ impl Outbox for SqliteOutbox {
         Ok(())
     }
 
+    fn retry_plan(&mut self, ids: &[i64]) -> Result<Vec<(i64, i64, i64)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT attempts, send_by FROM outbox WHERE id = ?1")?;
+        let mut out = Vec::with_capacity(ids.len());
+        for &id in ids {
+            let (a, s): (i64, i64) = stmt.query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            out.push((id, a, s));
+        }
+        Ok(out)
+    }
+
+    fn next_attempt_at(&mut self, dataset_id: &str, now: i64) -> Result<Option<i64>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT min(next_attempt_at) FROM outbox
+                  WHERE state = 'pending' AND dataset_id = ?1 AND next_attempt_at > ?2",
+            )?
+            .query_row(params![dataset_id, now], |r| r.get(0))?)
+    }
+
     fn set_paused(
         &mut self,
         dataset_id: &str,

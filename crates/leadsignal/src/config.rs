@@ -68,6 +68,10 @@ pub struct MetaConfig {
     pub profile: Profile,
     /// Platform identifier agreed with Meta, sent as `partner_agent`.
     pub partner_agent: Option<String>,
+    /// `appsecret_proof` form when `app_secret` is set: `plain` (what Meta's
+    /// SDKs send) or `timed` (with `appsecret_time`).
+    #[serde(default)]
+    pub appsecret_proof: leadsignal_graph::ProofMode,
 }
 
 impl Default for MetaConfig {
@@ -80,6 +84,7 @@ impl Default for MetaConfig {
             app_secret: None,
             profile: Profile::default(),
             partner_agent: None,
+            appsecret_proof: leadsignal_graph::ProofMode::default(),
         }
     }
 }
@@ -185,13 +190,23 @@ impl Default for StoreConfig {
 
 /// `[delivery]`
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
+#[serde(deny_unknown_fields, default)]
 pub struct DeliveryConfig {
     /// Events per request (Meta allows 1000).
     pub batch_size: usize,
     /// Requests in flight per dataset.
     pub in_flight: usize,
+    /// Request timeout (milliseconds).
+    pub timeout_ms: u64,
+    /// First retry wait (milliseconds); doubles per attempt, with jitter.
+    pub retry_base_ms: u64,
+    /// Longest retry wait (seconds).
+    pub retry_max_secs: u64,
+    /// How long `send` waits for scheduled retries before leaving them to
+    /// the next run (seconds).
+    pub max_wait_secs: u64,
+    /// Lease of claimed entries (seconds).
+    pub lease_secs: i64,
 }
 
 impl Default for DeliveryConfig {
@@ -199,7 +214,71 @@ impl Default for DeliveryConfig {
         DeliveryConfig {
             batch_size: 500,
             in_flight: 4,
+            timeout_ms: 10_000,
+            retry_base_ms: 2_000,
+            retry_max_secs: 1_800,
+            max_wait_secs: 120,
+            lease_secs: 300,
         }
+    }
+}
+
+impl Config {
+    /// The dataset's credentials, or why they are missing.
+    pub fn credentials(&self) -> anyhow::Result<leadsignal_graph::Credentials> {
+        let token = self.meta.access_token.as_ref().ok_or_else(|| {
+            anyhow::anyhow!("[meta] access_token is not set (use access_token = \"env:META_ACCESS_TOKEN\" or LEADSIGNAL_META__ACCESS_TOKEN)")
+        })?;
+        let c = leadsignal_graph::Credentials::new(token.expose());
+        Ok(match &self.meta.app_secret {
+            Some(s) => c.with_app_secret(s.expose(), self.meta.appsecret_proof),
+            None => c,
+        })
+    }
+
+    /// A Graph client for `[meta]` and `[delivery]`.
+    pub fn graph_client(&self) -> anyhow::Result<leadsignal_graph::GraphClient> {
+        Ok(leadsignal_graph::GraphClient::new(
+            &leadsignal_graph::ClientConfig {
+                graph_url: self.meta.graph_url.clone(),
+                api_version: self.meta.api_version.clone(),
+                timeout: std::time::Duration::from_millis(self.delivery.timeout_ms.max(1)),
+            },
+        )?)
+    }
+
+    /// The sender's settings.
+    pub fn sender_config(&self) -> anyhow::Result<crate::sender::SenderConfig> {
+        let dataset_id = self
+            .meta
+            .dataset_id
+            .clone()
+            .ok_or_else(|| anyhow::anyhow!("[meta] dataset_id is not set"))?;
+        let d = &self.delivery;
+        if !(1..=1000).contains(&d.batch_size) {
+            anyhow::bail!(
+                "[delivery] batch_size must be 1 to 1000 (Meta's limit), not {}",
+                d.batch_size
+            );
+        }
+        if d.in_flight == 0 {
+            anyhow::bail!("[delivery] in_flight must be at least 1");
+        }
+        Ok(crate::sender::SenderConfig {
+            dataset_id,
+            creds: self.credentials()?,
+            batch_size: d.batch_size,
+            in_flight: d.in_flight,
+            lease_secs: d.lease_secs.max(30),
+            retry: crate::sender::retry::RetryPolicy {
+                base: std::time::Duration::from_millis(d.retry_base_ms.max(1)),
+                max: std::time::Duration::from_secs(d.retry_max_secs.max(1)),
+            },
+            test_event_code: None,
+            test_limit: 100,
+            partner_agent: self.meta.partner_agent.clone(),
+            max_wait: std::time::Duration::from_secs(d.max_wait_secs),
+        })
     }
 }
 

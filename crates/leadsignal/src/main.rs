@@ -5,6 +5,7 @@ mod cmd;
 mod config;
 mod report;
 mod secret;
+mod sender;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -18,8 +19,30 @@ struct Cli {
     #[arg(long, global = true, value_name = "FILE")]
     config: Option<PathBuf>,
 
+    /// Log format on stderr (level from LEADSIGNAL_LOG, e.g. `info`; default `warn`).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LEADSIGNAL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => b.init(),
+        LogFormat::Json => b.json().init(),
+    }
 }
 
 #[derive(Subcommand)]
@@ -32,6 +55,10 @@ enum Command {
     Validate(cmd::validate::Args),
     /// Import CSV or JSONL stage-change files into the durable outbox.
     Import(cmd::import::Args),
+    /// Deliver every due event to Meta, then exit.
+    Send(cmd::send::Args),
+    /// Run a local stand-in for Meta's Graph API (tests, demos, load runs).
+    Sandbox(Box<cmd::sandbox::Args>),
     /// Show what the outbox holds.
     Status(cmd::status::Args),
     /// Run bundled sample CRM data through the whole path (no config needed).
@@ -42,11 +69,14 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    init_logs(cli.log_format);
     let result = match cli.command {
         Command::Hash(a) => cmd::hash::run(cli.config.as_deref(), a),
         Command::Preview(a) => cmd::preview::run(cli.config.as_deref(), *a),
         Command::Validate(a) => cmd::validate::run(cli.config.as_deref(), a),
         Command::Import(a) => cmd::import::run(cli.config.as_deref(), a),
+        Command::Send(a) => cmd::send::run(cli.config.as_deref(), a),
+        Command::Sandbox(a) => cmd::sandbox::run(*a),
         Command::Status(a) => cmd::status::run(cli.config.as_deref(), a),
         Command::Demo(a) => cmd::demo::run(a),
         Command::Bench(a) => cmd::bench::run(a),

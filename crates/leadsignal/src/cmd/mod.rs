@@ -5,6 +5,8 @@ pub mod demo;
 pub mod hash;
 pub mod import;
 pub mod preview;
+pub mod sandbox;
+pub mod send;
 pub mod status;
 pub mod validate;
 

@@ -31,6 +31,15 @@ pub fn run(config: Option<&Path>, a: Args) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     writeln!(out, "outbox {} ({} leads)", cfg.store.url, s.leads)?;
+    for p in &s.paused {
+        writeln!(
+            out,
+            "!! DELIVERY PAUSED for dataset {} since {} ago: {}\n!! nothing is lost; fix [meta] access_token or the dataset's permissions, then run `leadsignal send`",
+            p.dataset_id,
+            human_duration(now - p.since),
+            p.reason
+        )?;
+    }
     let states: Vec<String> = s.by_state.iter().map(|(k, v)| format!("{k} {v}")).collect();
     writeln!(
         out,
@@ -72,6 +81,19 @@ pub fn run(config: Option<&Path>, a: Args) -> anyhow::Result<ExitCode> {
             human_duration(now - t)
         )?,
         None => writeln!(out, "last successful upload: never")?,
+    }
+    if s.test_sends > 0 {
+        writeln!(
+            out,
+            "test sends (Test Events, not counted as sent): {}",
+            s.test_sends
+        )?;
+    }
+    if !s.delivery_errors.is_empty() {
+        writeln!(out, "quarantined or expired by Meta's answer:")?;
+        for (e, n) in &s.delivery_errors {
+            writeln!(out, "  {n:>8}  {e}")?;
+        }
     }
     if !s.rejected_by_rule.is_empty() {
         writeln!(out, "rejected input rows by rule:")?;

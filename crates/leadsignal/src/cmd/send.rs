@@ -1,0 +1,161 @@
+//! `leadsignal send`: deliver everything due to Meta, then exit.
+
+use crate::config::Config;
+use crate::sender::{send_due, SendReport};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::IsTerminal;
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+/// Deliver every due event of the outbox to Meta (deadline first), then
+/// print a summary. Exit status: 0 delivered (or nothing due), 1 some events
+/// were rejected or expired, 3 delivery is paused (token or permissions).
+#[derive(clap::Args)]
+pub struct Args {
+    /// Send to Events Manager's Test Events with this code instead: up to
+    /// --test-limit due events, once; nothing is marked sent.
+    #[arg(long, value_name = "CODE")]
+    pub test_event_code: Option<String>,
+    /// Most events a test send carries.
+    #[arg(long, default_value_t = 100)]
+    pub test_limit: usize,
+    /// Events per request (overrides [delivery] batch_size).
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Requests in flight (overrides [delivery] in_flight).
+    #[arg(long)]
+    pub in_flight: Option<usize>,
+    /// Seconds to wait for scheduled retries before exiting (overrides
+    /// [delivery] max_wait_secs).
+    #[arg(long)]
+    pub max_wait: Option<u64>,
+    /// Print one JSON summary object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(config: Option<&Path>, a: Args) -> anyhow::Result<ExitCode> {
+    let (cfg, _) = Config::load(config)?;
+    let mut sc = cfg.sender_config()?;
+    if let Some(n) = a.batch_size {
+        anyhow::ensure!((1..=1000).contains(&n), "--batch-size must be 1 to 1000");
+        sc.batch_size = n;
+    }
+    if let Some(k) = a.in_flight {
+        sc.in_flight = k.max(1);
+    }
+    if let Some(w) = a.max_wait {
+        sc.max_wait = Duration::from_secs(w);
+    }
+    sc.test_event_code = a.test_event_code.clone();
+    sc.test_limit = a.test_limit;
+    let client = cfg.graph_client()?;
+    let mut store = leadsignal_store::open_existing(&cfg.store.url)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let bar = (!a.json && std::io::stderr().is_terminal()).then(|| {
+        let b = ProgressBar::new_spinner();
+        b.set_style(
+            ProgressStyle::with_template("{spinner} {elapsed} {msg}").expect("valid template"),
+        );
+        b.enable_steady_tick(Duration::from_millis(200));
+        b
+    });
+    let mut last_log = Instant::now();
+    let progress = |r: &SendReport| {
+        let line = progress_line(r);
+        match &bar {
+            Some(b) => b.set_message(line),
+            None if !a.json && last_log.elapsed() >= Duration::from_secs(5) => {
+                eprintln!("send: {line}");
+                last_log = Instant::now();
+            }
+            None => {}
+        }
+    };
+    let report = runtime.block_on(send_due(&mut store, &client, &sc, progress))?;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    if a.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print!("{}", summary(&report, &client.events_url(&sc.dataset_id)));
+    }
+    Ok(exit_code(&report))
+}
+
+fn progress_line(r: &SendReport) -> String {
+    let rate = (r.accepted + r.test_sent) as f64 / r.seconds.max(1e-9);
+    format!(
+        "{} accepted ({rate:.0}/s), {} rejected, {} expired, {} retries, {} requests",
+        r.accepted + r.test_sent,
+        r.rejected,
+        r.expired,
+        r.retried,
+        r.requests
+    )
+}
+
+/// The exit status for a report.
+pub fn exit_code(r: &SendReport) -> ExitCode {
+    if r.paused.is_some() {
+        ExitCode::from(3)
+    } else if r.rejected > 0 || r.expired > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// The human summary of a run.
+pub fn summary(r: &SendReport, url: &str) -> String {
+    let mut s = String::new();
+    if r.test {
+        s.push_str(&format!(
+            "{} events sent to Test Events ({url}) in {:.1}s; nothing marked as sent\n",
+            r.test_sent, r.seconds
+        ));
+    } else {
+        s.push_str(&format!(
+            "{} events accepted by Meta ({url}) in {:.1}s with {} requests\n",
+            r.accepted, r.seconds, r.requests
+        ));
+    }
+    if r.test && !r.errors.is_empty() {
+        s.push_str("Meta's verdict on the rest (left untouched):\n");
+        for (e, n) in &r.errors {
+            s.push_str(&format!("  {n:>8}  {e}\n"));
+        }
+    }
+    if r.rejected + r.expired > 0 {
+        s.push_str(&format!(
+            "{} rejected by Meta (quarantined), {} expired:\n",
+            r.rejected, r.expired
+        ));
+        for (e, n) in &r.errors {
+            s.push_str(&format!("  {n:>8}  {e}\n"));
+        }
+    }
+    if r.retried > 0 {
+        s.push_str(&format!(
+            "{} retries after transient failures or rate limits\n",
+            r.retried
+        ));
+    }
+    if r.left_pending > 0 {
+        s.push_str(&format!(
+            "{} events still pending (retry scheduled, or not yet claimable); the next `leadsignal send` continues\n",
+            r.left_pending
+        ));
+    }
+    if let Some(p) = &r.paused {
+        s.push_str(&format!(
+            "DELIVERY PAUSED: Meta refused the token or permissions: {p}\nNothing is lost. Fix [meta] access_token (or the dataset's permissions); the next `leadsignal send` probes and resumes by itself.\n"
+        ));
+    }
+    s
+}
