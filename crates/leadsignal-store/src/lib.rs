@@ -109,8 +109,9 @@ pub trait Outbox {
     /// `(id, attempts so far, send_by)` of claimed entries, to plan retries.
     fn retry_plan(&mut self, ids: &[i64]) -> Result<Vec<(i64, i64, i64)>, StoreError>;
 
-    /// The earliest scheduled retry after `now` among a dataset's pending
-    /// entries, if any.
+    /// When something of a dataset may next become claimable: the earliest
+    /// scheduled retry after `now`, or the end of a lease held by a sender
+    /// that is gone (a crashed run), if any.
     fn next_attempt_at(&mut self, dataset_id: &str, now: i64) -> Result<Option<i64>, StoreError>;
 
     /// Pauses delivery to a dataset (`Some(reason)`) or resumes it (`None`).

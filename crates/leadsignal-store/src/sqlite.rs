@@ -756,8 +756,11 @@ impl Outbox for SqliteOutbox {
         Ok(self
             .conn
             .prepare_cached(
-                "SELECT min(next_attempt_at) FROM outbox
-                  WHERE state = 'pending' AND dataset_id = ?1 AND next_attempt_at > ?2",
+                "SELECT min(t) FROM (
+                    SELECT min(next_attempt_at) AS t FROM outbox
+                     WHERE state = 'pending' AND dataset_id = ?1 AND next_attempt_at > ?2
+                    UNION ALL
+                    SELECT min(lease_until) + 1 FROM outbox WHERE state = 'sending' AND dataset_id = ?1)",
             )?
             .query_row(params![dataset_id, now], |r| r.get(0))?)
     }

@@ -205,7 +205,9 @@ pub struct DeliveryConfig {
     /// How long `send` waits for scheduled retries before leaving them to
     /// the next run (seconds).
     pub max_wait_secs: u64,
-    /// Lease of claimed entries (seconds).
+    /// Lease of claimed entries (seconds, at least 5): longer than a request
+    /// with its bisection steps takes; a crashed run's entries come back
+    /// after it.
     pub lease_secs: i64,
 }
 
@@ -269,7 +271,7 @@ impl Config {
             creds: self.credentials()?,
             batch_size: d.batch_size,
             in_flight: d.in_flight,
-            lease_secs: d.lease_secs.max(30),
+            lease_secs: d.lease_secs.max(5),
             retry: crate::sender::retry::RetryPolicy {
                 base: std::time::Duration::from_millis(d.retry_base_ms.max(1)),
                 max: std::time::Duration::from_secs(d.retry_max_secs.max(1)),
@@ -337,7 +339,13 @@ impl Config {
                 ConfigSource::Defaults,
             ),
         };
-        let figment = figment.merge(Env::prefixed("LEADSIGNAL_").split("__"));
+        // Only SECTION__KEY variables are configuration; others with the
+        // prefix (LEADSIGNAL_LOG, LEADSIGNAL_SANDBOX_TOKEN) are not.
+        let figment = figment.merge(
+            Env::prefixed("LEADSIGNAL_")
+                .filter(|k| k.as_str().contains("__"))
+                .split("__"),
+        );
         let config: Config = figment.extract().map_err(|e| {
             let place = match &source {
                 ConfigSource::File(p) => p.display().to_string(),

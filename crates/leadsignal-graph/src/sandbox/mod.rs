@@ -78,6 +78,10 @@ pub struct SandboxConfig {
     /// Known leads.
     #[serde(default)]
     pub leads: Vec<SandboxLead>,
+    /// Lead IDs Meta no longer knows (deleted): events naming them are
+    /// rejected with code 100, subcode 2804036.
+    #[serde(default)]
+    pub deleted_leads: Vec<u64>,
     /// Injected faults.
     #[serde(default)]
     pub faults: Faults,
@@ -102,6 +106,7 @@ impl SandboxConfig {
                 app_secret: None,
             }],
             leads: Vec::new(),
+            deleted_leads: Vec::new(),
             faults: Faults::default(),
             keep_full: default_keep(),
         }

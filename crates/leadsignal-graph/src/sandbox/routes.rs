@@ -332,6 +332,20 @@ async fn events(
         Ok(c) => c,
         Err(e) => return fail(StatusCode::BAD_REQUEST, e, n, test, None),
     };
+    let deleted = {
+        let s = state.lock().expect("sandbox state");
+        checked
+            .iter()
+            .position(|c| c.lead_id.is_some_and(|l| s.cfg.deleted_leads.contains(&l)))
+    };
+    if let Some(i) = deleted {
+        let e = invalid(
+            Some(2_804_036),
+            "Invalid Lead ID",
+            format!("data[{i}]: The lead ID is invalid or was deleted."),
+        );
+        return fail(StatusCode::BAD_REQUEST, e, n, test, None);
+    }
     let trace = trace_id();
     {
         let mut s = state.lock().expect("sandbox state");

@@ -57,6 +57,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
                 app_secret: a.app_secret.clone(),
             }],
             leads: Vec::new(),
+            deleted_leads: Vec::new(),
             faults: Faults::default(),
             keep_full: 1000,
         },

@@ -51,7 +51,8 @@ pub async fn deliver(
     let mut result = BatchResult::default();
     // Work list of index ranges into `entries`, processed depth first so
     // that the halves of a rejected range go next.
-    let mut todo = vec![0..batch.entries.len()];
+    let mut todo: Vec<std::ops::Range<usize>> = Vec::new();
+    todo.push(0..batch.entries.len());
     while let Some(range) = todo.pop() {
         let slice = &batch.entries[range.clone()];
         if slice.is_empty() {

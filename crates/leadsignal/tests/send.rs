@@ -1,0 +1,505 @@
+//! `leadsignal send` as a process against the sandbox over HTTP on
+//! 127.0.0.1: every outcome class, bisection, token revoked then renewed,
+//! rate limits, deadlines, kill -9 mid-delivery, and no secret anywhere.
+
+use leadsignal_graph::sandbox::{self, SandboxConfig, SandboxHandle};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+const DATASET: &str = "2780431635496611";
+const TOKEN: &str = "EAAtest-token-5ecret-1";
+const NEW_TOKEN: &str = "EAAtest-token-5ecret-2";
+const FIRST_LEAD: u64 = 1_000_000_000_000_000;
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+struct Env {
+    dir: tempfile::TempDir,
+    url: String,
+    token: String,
+    delivery: String,
+}
+
+impl Env {
+    fn new(sb: &SandboxHandle) -> Env {
+        Env {
+            dir: tempfile::tempdir().unwrap(),
+            url: sb.url(),
+            token: TOKEN.into(),
+            delivery: "batch_size = 100\nin_flight = 2\nretry_base_ms = 200\nretry_max_secs = 2\nmax_wait_secs = 30\n".into(),
+        }
+    }
+
+    fn write_config(&self) {
+        let cfg = format!(
+            "[meta]\ndataset_id = \"{DATASET}\"\naccess_token = \"env:TEST_META_TOKEN\"\ngraph_url = \"{}\"\n[crm]\nname = \"HubSpot\"\n[normalize]\ndefault_country = \"US\"\n[store]\nurl = \"sqlite://{}\"\n[delivery]\n{}",
+            self.url,
+            self.dir.path().join("outbox.db").display(),
+            self.delivery
+        );
+        std::fs::write(self.dir.path().join("leadsignal.toml"), cfg).unwrap();
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        self.write_config();
+        let mut c = Command::new(env!("CARGO_BIN_EXE_leadsignal"));
+        c.current_dir(self.dir.path()).args(args);
+        for (k, _) in std::env::vars() {
+            if k.starts_with("LEADSIGNAL_") {
+                c.env_remove(k);
+            }
+        }
+        c.env("TEST_META_TOKEN", &self.token)
+            .env("LEADSIGNAL_LOG", "info");
+        c
+    }
+
+    /// Runs a command off the async runtime (the sandbox lives on it).
+    async fn run(&self, args: &[&str]) -> Output {
+        let mut c = self.cmd(args);
+        let out = tokio::task::spawn_blocking(move || c.output().unwrap())
+            .await
+            .unwrap();
+        let log = self.path("all-output.log");
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .unwrap();
+        f.write_all(&out.stdout).unwrap();
+        f.write_all(&out.stderr).unwrap();
+        out
+    }
+
+    async fn send_json(&self, extra: &[&str]) -> (i32, Value) {
+        let mut args = vec!["send", "--json"];
+        args.extend_from_slice(extra);
+        let o = self.run(&args).await;
+        let v = serde_json::from_slice(&o.stdout).unwrap_or_else(|_| {
+            panic!(
+                "no JSON: {}\n{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            )
+        });
+        (o.status.code().unwrap_or(-1), v)
+    }
+
+    /// Imports `leads` leads; lead i gets 1 + i % stages stages, the first
+    /// `minutes_ago` minutes ago.
+    async fn import(&self, leads: u64, stages: u64, minutes_ago: i64, extra: &[&str]) {
+        let csv = self.path("leads.csv");
+        let mut w = std::io::BufWriter::new(std::fs::File::create(&csv).unwrap());
+        writeln!(w, "lead_id,stage,changed_at,email,city,country").unwrap();
+        let t0 = now() - minutes_ago * 60;
+        for lead in 0..leads {
+            for (i, stage) in ["new", "mql", "opportunity", "won"]
+                .iter()
+                .take(1 + (lead % stages) as usize)
+                .enumerate()
+            {
+                writeln!(
+                    w,
+                    "{},{stage},{},p{lead}@example.com,Austin,US",
+                    FIRST_LEAD + lead,
+                    t0 + lead as i64 + i as i64 * 60
+                )
+                .unwrap();
+            }
+        }
+        drop(w);
+        let mut args = vec!["import", csv.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let o = self.run(&args).await;
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+
+    fn states(&self) -> HashMap<String, i64> {
+        let db = rusqlite::Connection::open(self.path("outbox.db")).unwrap();
+        let mut st = db
+            .prepare("SELECT state, count(*) FROM outbox GROUP BY state")
+            .unwrap();
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    }
+}
+
+async fn sandbox_with(f: impl FnOnce(&mut SandboxConfig)) -> SandboxHandle {
+    let mut cfg = SandboxConfig::single(DATASET, TOKEN);
+    f(&mut cfg);
+    sandbox::start(cfg).await.unwrap()
+}
+
+/// Every accepted event, by lead, in order: stages never out of order.
+fn assert_stage_order(sb: &SandboxHandle) {
+    let rank = |n: &str| {
+        [
+            "Lead",
+            "Marketing Qualified Lead",
+            "Sales Opportunity",
+            "Converted",
+        ]
+        .iter()
+        .position(|s| *s == n)
+        .unwrap()
+    };
+    let mut last: HashMap<u64, usize> = HashMap::new();
+    for a in sb.accepted().iter().filter(|a| a.test_event_code.is_none()) {
+        let r = rank(&a.event_name);
+        let prev = last.insert(a.lead_id.unwrap(), r);
+        assert!(
+            prev.is_none_or(|p| p < r),
+            "lead {:?}: {} after rank {:?}",
+            a.lead_id,
+            a.event_name,
+            prev
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delivers_everything_in_stage_order_then_nothing() {
+    let sb = sandbox_with(|_| {}).await;
+    let env = Env::new(&sb);
+    env.import(300, 4, 120, &[]).await; // 750 events
+    let (code, r) = env.send_json(&[]).await;
+    assert_eq!(code, 0, "{r}");
+    assert_eq!(r["accepted"], 750);
+    assert_eq!(sb.stats().distinct_event_ids, 750);
+    assert_eq!(sb.stats().duplicate_event_ids, 0);
+    assert_stage_order(&sb);
+    assert_eq!(env.states().get("sent"), Some(&750));
+    let (code, r) = env.send_json(&[]).await;
+    assert_eq!(
+        (code, r["accepted"].as_u64(), r["requests"].as_u64()),
+        (0, Some(0), Some(0))
+    );
+    // The human summary and status.
+    let o = env.run(&["status"]).await;
+    let s = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        s.contains("sent 750") && s.contains("last successful upload"),
+        "{s}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_bad_event_in_a_thousand_is_isolated() {
+    let bad = FIRST_LEAD + 617;
+    let sb = sandbox_with(|c| c.deleted_leads.push(bad)).await;
+    let mut env = Env::new(&sb);
+    env.delivery = "batch_size = 1000\nin_flight = 1\n".into();
+    env.import(1000, 1, 60, &[]).await;
+    let (code, r) = env.send_json(&[]).await;
+    assert_eq!(code, 1, "rejections give exit status 1: {r}");
+    assert_eq!(r["accepted"], 999);
+    assert_eq!(r["rejected"], 1);
+    let requests = r["requests"].as_u64().unwrap();
+    // Bisection: one request per level on the bad side and its sibling.
+    assert!(requests <= 2 * 10 + 1, "{requests} requests");
+    eprintln!("1 bad event in 1000: {requests} requests");
+    assert_eq!(sb.requests().len() as u64, requests);
+    let db = rusqlite::Connection::open(env.path("outbox.db")).unwrap();
+    let (lead, err): (i64, String) = db
+        .query_row(
+            "SELECT l.lead_id, o.last_error FROM outbox o JOIN leads l ON l.id = o.lead WHERE o.state = 'quarantined'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(lead as u64, bad);
+    assert!(err.contains("code 100, subcode 2804036"), "{err}");
+    assert!(sb.accepted().iter().all(|a| a.lead_id != Some(bad)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoked_token_pauses_then_a_new_token_resumes() {
+    let sb = sandbox_with(|c| c.faults.latency_ms = 20).await;
+    let mut env = Env::new(&sb);
+    env.delivery = "batch_size = 10\nin_flight = 1\n".into();
+    env.import(200, 1, 60, &[]).await;
+    // Revoke once 50 events are in.
+    let watcher = {
+        let sb_url = sb.url();
+        tokio::spawn(async move {
+            loop {
+                let v: Value = reqwest::get(format!("{sb_url}/sandbox/stats"))
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                if v["events_accepted"].as_u64().unwrap() >= 50 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+    };
+    let send = {
+        let mut c = env.cmd(&["send", "--json"]);
+        tokio::task::spawn_blocking(move || c.output().unwrap())
+    };
+    watcher.await.unwrap();
+    sb.revoke_token(DATASET);
+    let o = send.await.unwrap();
+    let r: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(o.status.code(), Some(3), "{r}");
+    assert!(r["paused"].as_str().unwrap().contains("code 190"));
+    let sent_before = r["accepted"].as_u64().unwrap();
+    assert!((50..200).contains(&sent_before));
+    let states = env.states();
+    assert_eq!(states.get("sent").copied().unwrap_or(0) as u64, sent_before);
+    assert_eq!(
+        states.get("pending").copied().unwrap_or(0) as u64,
+        200 - sent_before,
+        "nothing dropped or failed: {states:?}"
+    );
+    let o = env.run(&["status"]).await;
+    assert!(String::from_utf8_lossy(&o.stdout).contains("DELIVERY PAUSED"));
+    // Meta issues a new token; the old one still fails: stays paused.
+    sb.set_token(DATASET, NEW_TOKEN);
+    let (code, r) = env.send_json(&[]).await;
+    assert_eq!((code, r["accepted"].as_u64()), (3, Some(0)));
+    // The new token configured: the probe passes and delivery resumes.
+    env.token = NEW_TOKEN.into();
+    let (code, r) = env.send_json(&[]).await;
+    assert_eq!(code, 0, "{r}");
+    assert_eq!(r["accepted"].as_u64().unwrap(), 200 - sent_before);
+    assert_eq!(sb.stats().distinct_event_ids, 200);
+    assert_eq!(sb.stats().duplicate_event_ids, 0);
+    let o = env.run(&["status"]).await;
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("PAUSED"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limit_window_backs_off_then_delivers() {
+    let t = now();
+    let sb = sandbox_with(|c| c.faults.rate_limit_windows = vec![(t - 5, t + 3)]).await;
+    let mut env = Env::new(&sb);
+    env.delivery = "batch_size = 50\nin_flight = 2\nretry_base_ms = 1000\nretry_max_secs = 4\nmax_wait_secs = 60\n".into();
+    env.import(200, 1, 60, &[]).await;
+    let (code, r) = env.send_json(&[]).await;
+    assert_eq!(code, 0, "{r}");
+    assert_eq!(r["accepted"], 200);
+    assert!(r["retried"].as_u64().unwrap() > 0);
+    let reqs = sb.requests();
+    let limited: Vec<_> = reqs.iter().filter(|q| q.code == Some(17)).collect();
+    assert!(!limited.is_empty());
+    // Backoff observed: nothing is sent for at least half the base wait
+    // after the first refusal, and far fewer requests than a busy loop.
+    let first = limited[0].at_ms;
+    assert!(
+        reqs.iter()
+            .all(|q| q.at_ms <= first + 50 || q.at_ms >= first + 400),
+        "{reqs:?}"
+    );
+    assert!(
+        limited.len() < 30,
+        "{} rate-limited requests",
+        limited.len()
+    );
+    assert_eq!(sb.stats().distinct_event_ids, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closest_to_deadline_first_and_past_deadline_expired() {
+    let sb = sandbox_with(|_| {}).await;
+    let mut env = Env::new(&sb);
+    env.delivery = "batch_size = 10\nin_flight = 1\n".into();
+    // Three imports of different ages, newest first.
+    for minutes in [10, 3000, 600] {
+        let csv = env.path(&format!("m{minutes}.csv"));
+        let mut w = std::fs::File::create(&csv).unwrap();
+        writeln!(w, "lead_id,stage,changed_at,email").unwrap();
+        for i in 0..20 {
+            writeln!(
+                w,
+                "{},new,{},x{i}@example.com",
+                FIRST_LEAD + minutes as u64 * 100 + i,
+                now() - minutes * 60 - i as i64
+            )
+            .unwrap();
+        }
+        drop(w);
+        assert!(env
+            .run(&["import", csv.to_str().unwrap()])
+            .await
+            .status
+            .success());
+    }
+    // And some that were valid when imported but are past the deadline now.
+    let csv = env.path("late.csv");
+    let then = now() - 7 * 86_400 + 3600 + 30;
+    std::fs::write(
+        &csv,
+        format!(
+            "lead_id,stage,changed_at,email\n{},new,{},late@example.com\n",
+            FIRST_LEAD + 9,
+            then - 60
+        ),
+    )
+    .unwrap();
+    let o = env
+        .run(&["import", csv.to_str().unwrap(), "--now", &then.to_string()])
+        .await;
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (code, r) = env.send_json(&[]).await;
+    assert_eq!(code, 0, "{r}");
+    assert_eq!(r["accepted"], 60);
+    let times: Vec<i64> = sb.accepted().iter().map(|a| a.event_time).collect();
+    let mut sorted = times.clone();
+    sorted.sort();
+    assert_eq!(times, sorted, "oldest (closest to the 7-day cutoff) first");
+    assert!(sb
+        .accepted()
+        .iter()
+        .all(|a| a.lead_id != Some(FIRST_LEAD + 9)));
+    assert_eq!(env.states().get("expired"), Some(&1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transient_errors_and_timeouts_are_retried() {
+    let sb = sandbox_with(|c| {
+        c.faults.error_rate = 0.3;
+        c.faults.timeout_rate = 0.05;
+        c.faults.hang_ms = 3_000;
+    })
+    .await;
+    let mut env = Env::new(&sb);
+    env.delivery = "batch_size = 20\nin_flight = 4\nretry_base_ms = 100\nretry_max_secs = 1\nmax_wait_secs = 60\ntimeout_ms = 1000\n".into();
+    env.import(300, 1, 60, &[]).await;
+    let (code, r) = env.send_json(&[]).await;
+    assert_eq!(code, 0, "{r}");
+    assert_eq!(r["accepted"], 300);
+    assert!(r["retried"].as_u64().unwrap() > 0);
+    assert_eq!(sb.stats().distinct_event_ids, 300);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_event_code_never_marks_sent_nor_mixes() {
+    let sb = sandbox_with(|_| {}).await;
+    let env = Env::new(&sb);
+    env.import(30, 1, 60, &[]).await;
+    let (code, r) = env
+        .send_json(&["--test-event-code", "TEST9", "--test-limit", "12"])
+        .await;
+    assert_eq!(code, 0, "{r}");
+    assert_eq!(r["test_sent"], 12);
+    assert_eq!(env.states().get("pending"), Some(&30));
+    assert_eq!(sb.stats().test_events_accepted, 12);
+    let (code, r) = env.send_json(&[]).await;
+    assert_eq!((code, r["accepted"].as_u64()), (0, Some(30)));
+    let tests = sb
+        .accepted()
+        .iter()
+        .filter(|a| a.test_event_code.is_some())
+        .count();
+    assert_eq!(tests, 12);
+    assert!(sb
+        .requests()
+        .iter()
+        .filter(|q| q.test)
+        .all(|q| q.events <= 12));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_mid_delivery_loses_nothing() {
+    let sb = sandbox_with(|c| c.faults.latency_ms = 40).await;
+    let mut env = Env::new(&sb);
+    env.delivery = "batch_size = 25\nin_flight = 2\nlease_secs = 5\nmax_wait_secs = 60\n".into();
+    env.import(1000, 1, 60, &[]).await;
+    let mut child = env
+        .cmd(&["send", "--json"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let killed_at;
+    loop {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        if sb.stats().events_accepted >= 300 {
+            child.kill().unwrap(); // SIGKILL
+            killed_at = sb.stats().events_accepted;
+            break;
+        }
+    }
+    let _ = child.wait();
+    assert!(killed_at < 1000);
+    // The restart waits for the dead run's leases (5 s) and completes.
+    let started = Instant::now();
+    let (code, r) = env.send_json(&[]).await;
+    assert_eq!(code, 0, "{r}");
+    assert!(started.elapsed() < Duration::from_secs(60));
+    let st = sb.stats();
+    assert_eq!(st.distinct_event_ids, 1000, "none lost");
+    // Only events Meta had accepted before the kill (in the requests in
+    // flight at that moment) can come twice, always with the same event_id.
+    assert!(st.duplicate_event_ids <= 2 * 25, "{st:?}");
+    assert_eq!(env.states().get("sent"), Some(&1000));
+}
+
+/// Success, retries, rate limits, a missing proof and a revoked token:
+/// everything printed, logged (at `info`) or stored is searched for the
+/// token, the app secret, the proof and raw contact data.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_secret_in_output_logs_or_database() {
+    let t = now();
+    let sb = sandbox_with(|c| {
+        c.datasets[0].app_secret = Some("app-5ecret-xyz".into());
+        c.faults.error_rate = 0.2;
+        c.faults.rate_limit_windows = vec![(t - 1, t + 1)];
+    })
+    .await;
+    let mut env = Env::new(&sb);
+    env.delivery =
+        "batch_size = 10\nin_flight = 2\nretry_base_ms = 100\nretry_max_secs = 1\n".into();
+    env.import(40, 2, 60, &[]).await;
+    // Without the app secret: refused (proof required) and paused.
+    let (code, r) = env.send_json(&[]).await;
+    assert_eq!(code, 3, "{r}");
+    // With it, through the environment.
+    let mut c = env.cmd(&["send"]);
+    c.env("LEADSIGNAL_META__APP_SECRET", "app-5ecret-xyz");
+    let o = tokio::task::spawn_blocking(move || c.output().unwrap())
+        .await
+        .unwrap();
+    let mut all = Vec::new();
+    all.extend_from_slice(&o.stdout);
+    all.extend_from_slice(&o.stderr);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&all));
+    // Revoke and try again, for error paths.
+    sb.revoke_token(DATASET);
+    env.import(45, 1, 30, &[]).await;
+    let o = env.run(&["send"]).await;
+    assert_eq!(o.status.code(), Some(3));
+    let _ = env.run(&["status", "--json"]).await;
+    let proof = leadsignal_graph::proof::appsecret_proof("app-5ecret-xyz", TOKEN);
+    let mut haystack = std::fs::read(env.path("all-output.log")).unwrap();
+    haystack.extend_from_slice(&all);
+    for f in ["outbox.db", "outbox.db-wal"] {
+        if let Ok(b) = std::fs::read(env.path(f)) {
+            haystack.extend_from_slice(&b);
+        }
+    }
+    let text = String::from_utf8_lossy(&haystack);
+    assert!(text.contains("accepted by Meta"), "the logs were captured");
+    for secret in [TOKEN, "5ecret", proof.as_str(), "p1@example.com", "Austin"] {
+        assert!(!text.contains(secret), "{secret:?} leaked");
+    }
+}
