@@ -1,10 +1,13 @@
-//! `leadsignal demo`: bundled sample CRM data through the whole path that
-//! exists so far (read → prepare), no configuration needed.
+//! `leadsignal demo`: bundled sample CRM data through the whole path (read →
+//! prepare → outbox → delivery to an in-process sandbox standing in for
+//! Meta), no configuration needed.
 
 use crate::config::Config;
 use crate::report::{dropped_lines, violation_lines, Style, Tally};
 use leadsignal_core::{prepare, EventsRequest, Prepared, StageChange};
+use leadsignal_graph::sandbox::{self, SandboxConfig};
 use leadsignal_sources::{FileFormat, FileRows};
+use leadsignal_store::{EnqueueContext, Incoming, MissingStages, Outbox};
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -15,13 +18,25 @@ const CONFIG: &str = include_str!("../../data/demo.toml");
 /// meant to be too old or in milliseconds.
 const NEWEST_AGE: i64 = 3600;
 
+/// A lead of the sample that Meta (played by the sandbox) no longer knows:
+/// its event passes every local check and is rejected by Meta.
+const DELETED_ON_META: u64 = 1_234_567_890_123_464;
+/// The token the demo's sandbox accepts (not a secret: it exists only there).
+const DEMO_TOKEN: &str = "demo-access-token";
+
 /// Run bundled sample CRM data (every funnel stage, and several bad rows)
-/// through normalization, hashing and Meta's rules, and show the result.
+/// through normalization, hashing and Meta's rules into a SQLite outbox,
+/// deliver it to a built-in sandbox that answers like Meta, and show what
+/// was accepted, rejected and why.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Fix the clock (Unix seconds) for reproducible output.
+    /// Fix the clock (Unix seconds) for the listing; delivery uses the real
+    /// clock (Meta's 7-day window does).
     #[arg(long)]
     now: Option<i64>,
+    /// Keep the outbox in this SQLite file (default: a temporary one).
+    #[arg(long, value_name = "FILE")]
+    db: Option<std::path::PathBuf>,
     /// Print every accepted event's request body instead of the first one.
     #[arg(long)]
     all: bool,
@@ -47,11 +62,14 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         Box::new(SAMPLE.as_bytes()),
         Some(FileFormat::Jsonl),
     )?
-    .map(|r| r.into_stage_change())
+    .map(|r| {
+        let fingerprint = r.fingerprint.to_string();
+        (fingerprint, r.into_stage_change())
+    })
     .collect();
     let newest = rows
         .iter()
-        .filter_map(|r| r.as_ref().ok())
+        .filter_map(|(_, r)| r.as_ref().ok())
         .map(|sc| sc.changed_at)
         .filter(|t| *t < leadsignal_core::rules::MILLISECONDS_THRESHOLD)
         .max()
@@ -70,11 +88,17 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let mut accepted: Vec<Prepared> = Vec::new();
     let mut problems = Vec::new();
     let mut warnings = Vec::new();
-    for row in rows {
+    let mut batch = Vec::new();
+    for (fingerprint, row) in rows {
         match row {
             Err((origin, v)) => {
                 tally.reject(&v);
                 problems.extend(violation_lines(&origin, &v, Style::Text));
+                batch.push(Incoming::Rejected {
+                    origin,
+                    fingerprint,
+                    violations: v,
+                });
             }
             Ok(mut sc) => {
                 shift(&mut sc, delta);
@@ -90,11 +114,17 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
                             p.lifecycle.as_str(),
                             p.event.user_data.keys().join(" ")
                         )?;
-                        accepted.push(p);
+                        accepted.push(p.clone());
+                        batch.push(Incoming::event(p, sc.origin, sc.crm_id, sc.lead_created_at));
                     }
                     Err(v) => {
                         tally.reject(&v);
                         problems.extend(violation_lines(&sc.origin, &v, Style::Text));
+                        batch.push(Incoming::Rejected {
+                            origin: sc.origin,
+                            fingerprint,
+                            violations: v,
+                        });
                     }
                 }
             }
@@ -131,14 +161,115 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         pc.dataset_id
     )?;
     writeln!(out, "{}", serde_json::to_string_pretty(&body)?)?;
+
+    deliver(out, &cfg, &pc, batch, a.db.as_deref())?;
     writeln!(
         out,
-        "\nNext:\n  leadsignal demo --all                  every request body\n  \
+        "\nNext:\n  leadsignal demo --all                   every request body\n  \
+         leadsignal demo --db demo.db            keep the outbox; then LEADSIGNAL_STORE__URL=sqlite://demo.db leadsignal status\n  \
          leadsignal validate <export.csv|.jsonl> check your own CRM export offline\n  \
-         leadsignal preview < changes.jsonl     request bodies for your stage changes\n  \
-         leadsignal hash phone \"(650) 555-1212\"  how one value is normalized and hashed\n  \
-         leadsignal import <export.csv>          store the events in the durable outbox (see status)\n\
-         Delivery to Meta (sender and sandbox) comes with the next release."
+         leadsignal preview < changes.jsonl      request bodies for your stage changes\n  \
+         leadsignal hash phone \"(650) 555-1212\"   how one value is normalized and hashed\n  \
+         leadsignal import <export.csv>          store your events in the durable outbox\n  \
+         leadsignal send --test-event-code CODE  try Meta's Test Events with your real dataset and token\n  \
+         leadsignal sync                         import [import] files, then send: the daily cron job\n  \
+         leadsignal sandbox --token T            this demo's stand-in for Meta, as a server"
     )?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Stores the batch in a SQLite outbox and delivers it to an in-process
+/// sandbox, printing what Meta (the sandbox) accepted and rejected.
+fn deliver(
+    out: &mut impl Write,
+    cfg: &Config,
+    pc: &leadsignal_core::PrepareConfig,
+    batch: Vec<Incoming>,
+    db: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    let tmp = tempdir_path();
+    let path = match db {
+        Some(p) => p.to_path_buf(),
+        None => {
+            std::fs::create_dir_all(&tmp)?;
+            tmp.join("demo-outbox.db")
+        }
+    };
+    let mut store = leadsignal_store::SqliteOutbox::open(path.to_str().expect("UTF-8 path"))?;
+    let now = super::now_or(None);
+    let report = store.enqueue(
+        &batch,
+        &EnqueueContext {
+            prepare: pc,
+            missing: MissingStages::Fill,
+            now,
+        },
+    )?;
+    writeln!(
+        out,
+        "\nOutbox ({}): {} events stored, {} earlier stages inferred (fill policy), {} rows quarantined",
+        path.display(),
+        report.accepted,
+        report.inferred,
+        report.rejected
+    )?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let (send, accepted) = runtime.block_on(async {
+        let mut sb_cfg = SandboxConfig::single(&pc.dataset_id, DEMO_TOKEN);
+        sb_cfg.deleted_leads.push(DELETED_ON_META);
+        let sb = sandbox::start(sb_cfg).await?;
+        let client = leadsignal_graph::GraphClient::new(&leadsignal_graph::ClientConfig {
+            graph_url: sb.url(),
+            api_version: cfg.meta.api_version.clone(),
+            timeout: std::time::Duration::from_secs(10),
+        })?;
+        let sc = crate::sender::SenderConfig {
+            dataset_id: pc.dataset_id.clone(),
+            creds: leadsignal_graph::Credentials::new(DEMO_TOKEN),
+            batch_size: 50,
+            in_flight: 2,
+            lease_secs: 60,
+            retry: crate::sender::retry::RetryPolicy::default(),
+            test_event_code: None,
+            test_limit: 0,
+            partner_agent: None,
+            max_wait: std::time::Duration::from_secs(10),
+        };
+        let report = crate::sender::send_due(&mut store, &client, &sc, |_| {}).await?;
+        let accepted = sb.accepted();
+        sb.shutdown().await;
+        anyhow::Ok((report, accepted))
+    })?;
+    writeln!(
+        out,
+        "Delivered to the built-in sandbox standing in for Meta (POST /{}/{}/events): {} events accepted in {} requests",
+        cfg.meta.api_version, pc.dataset_id, send.accepted, send.requests
+    )?;
+    let mut by_stage: std::collections::BTreeMap<&str, u64> = Default::default();
+    for a in &accepted {
+        *by_stage.entry(a.event_name.as_str()).or_default() += 1;
+    }
+    for (stage, n) in by_stage {
+        writeln!(out, "  accepted  {stage:<28} {n}")?;
+    }
+    if send.rejected + send.expired > 0 {
+        writeln!(
+            out,
+            "Rejected by Meta after every local check passed (found by splitting the batch; quarantined, never retried):"
+        )?;
+        for (e, n) in &send.errors {
+            writeln!(out, "  {n} x {e}")?;
+        }
+    }
+    if db.is_none() {
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+    Ok(())
+}
+
+fn tempdir_path() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("leadsignal-demo-{}", std::process::id()))
 }
