@@ -170,6 +170,11 @@ pub struct ImportConfig {
     /// Extra date-time formats (chrono syntax, e.g. "%d.%m.%Y %H:%M").
     #[serde(default)]
     pub formats: Vec<String>,
+    /// What `leadsignal sync` imports: files, or folders whose .csv, .jsonl
+    /// and .ndjson files are read in name order. Relative to the working
+    /// directory.
+    #[serde(default)]
+    pub files: Vec<PathBuf>,
 }
 
 /// `[store]`

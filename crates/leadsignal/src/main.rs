@@ -60,6 +60,8 @@ enum Command {
     Send(cmd::send::Args),
     /// Run a local stand-in for Meta's Graph API (tests, demos, load runs).
     Sandbox(Box<cmd::sandbox::Args>),
+    /// Import the configured sources, then send (the daily cron job).
+    Sync(cmd::sync::Args),
     /// Show what the outbox holds.
     Status(cmd::status::Args),
     /// Run bundled sample CRM data through the whole path (no config needed).
@@ -78,6 +80,7 @@ fn main() -> ExitCode {
         Command::Import(a) => cmd::import::run(cli.config.as_deref(), a),
         Command::Send(a) => cmd::send::run(cli.config.as_deref(), a),
         Command::Sandbox(a) => cmd::sandbox::run(*a),
+        Command::Sync(a) => cmd::sync::run(cli.config.as_deref(), a),
         Command::Status(a) => cmd::status::run(cli.config.as_deref(), a),
         Command::Demo(a) => cmd::demo::run(a),
         Command::Bench(a) => cmd::bench::run(a),

@@ -503,3 +503,35 @@ async fn no_secret_in_output_logs_or_database() {
         assert!(!text.contains(secret), "{secret:?} leaked");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_imports_the_folder_then_sends_and_is_idempotent() {
+    let sb = sandbox_with(|_| {}).await;
+    let env = Env::new(&sb);
+    let folder = env.path("exports");
+    std::fs::create_dir(&folder).unwrap();
+    for (name, first) in [("a.csv", 0u64), ("b.csv", 50)] {
+        let mut w = std::fs::File::create(folder.join(name)).unwrap();
+        writeln!(w, "lead_id,stage,changed_at,email").unwrap();
+        for i in first..first + 50 {
+            writeln!(w, "{},new,{},s{i}@example.com", FIRST_LEAD + i, now() - 600).unwrap();
+        }
+    }
+    std::fs::write(folder.join("notes.txt"), "not an export").unwrap();
+    let o = env.run(&["sync", "--json", folder.to_str().unwrap()]).await;
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        (v["import"]["rows"].as_u64(), v["send"]["accepted"].as_u64()),
+        (Some(100), Some(100))
+    );
+    let o = env.run(&["sync", "--json", folder.to_str().unwrap()]).await;
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["import"]["already_known"], 100);
+    assert_eq!(v["send"]["accepted"], 0);
+    assert_eq!(sb.stats().distinct_event_ids, 100);
+    // No sources at all: a clear error.
+    let o = env.run(&["sync"]).await;
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("[import] files"));
+}

@@ -192,7 +192,7 @@ pub fn import_files(
     Ok(summary)
 }
 
-fn text(s: &Summary) -> String {
+pub fn text(s: &Summary) -> String {
     let r = &s.store;
     let mut out = format!(
         "{} rows read in {:.1}s: {} accepted, {} already known, {} inferred earlier stages, {} held, {} rejected",

@@ -8,6 +8,7 @@ pub mod preview;
 pub mod sandbox;
 pub mod send;
 pub mod status;
+pub mod sync;
 pub mod validate;
 
 /// The current Unix time, or `--now` when given (for reproducible output).
