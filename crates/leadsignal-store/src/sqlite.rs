@@ -78,6 +78,12 @@ CREATE TABLE test_sends (
     fbtrace_id       TEXT,
     sent_at          INTEGER NOT NULL
 );
+-- Entries that hold back a lead's later stages without being claimable in
+-- the same pass: leased, held, or waiting for a retry. Freshly imported
+-- entries are never in it, so it costs an import nothing; claiming checks
+-- a lead's earlier stages here instead of among all its rows.
+CREATE INDEX outbox_blocking ON outbox (lead, event_time, stage_rank)
+ WHERE state IN ('sending', 'held') OR (state = 'pending' AND next_attempt_at > 0);
 -- Per-dataset delivery state: paused on a token or permission problem.
 CREATE TABLE datasets (
     dataset_id     TEXT PRIMARY KEY,
@@ -114,6 +120,27 @@ const INSERT_EVENT: &str = "INSERT INTO outbox (lead, dataset_id, stage, stage_r
      VALUES (?1, ?13, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 0, ?10, ?11, ?12)";
 
 impl SqliteOutbox {
+    /// Delivery bookkeeping (leases, sent marks, retries) commits with
+    /// `synchronous = NORMAL`: in WAL mode that survives any crash of the
+    /// process (kill -9); a power cut may undo the last marks, and then an
+    /// event is sent again with the same `event_id`, which Meta
+    /// deduplicates. Accepting input (`enqueue`) stays `FULL`: nothing
+    /// accepted is ever lost.
+    fn bookkeeping(&mut self) -> Result<(), StoreError> {
+        self.conn.pragma_update(None, "synchronous", "NORMAL")?;
+        // Claims and sent marks touch rows all over the table: checkpoint
+        // less often, so that a page changed by both is copied back once.
+        self.conn.pragma_update(None, "wal_autocheckpoint", 8192)?;
+        Ok(())
+    }
+
+    /// Back to `FULL` (see [`SqliteOutbox::bookkeeping`]).
+    fn durable(&mut self) -> Result<(), StoreError> {
+        self.conn.pragma_update(None, "synchronous", "FULL")?;
+        self.conn.pragma_update(None, "wal_autocheckpoint", 1000)?;
+        Ok(())
+    }
+
     /// Sets the state (and last error) of leased entries.
     fn set_state(
         &mut self,
@@ -121,6 +148,7 @@ impl SqliteOutbox {
         state: &str,
         error: Option<&str>,
     ) -> Result<(), StoreError> {
+        self.bookkeeping()?;
         let tx = self.conn.transaction()?;
         {
             let mut stmt = tx.prepare_cached(
@@ -504,6 +532,7 @@ struct ClaimedRow {
     stage: String,
     event_time: i64,
     event_id: String,
+    lead: i64,
 }
 
 fn entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<ClaimedRow> {
@@ -518,6 +547,7 @@ fn entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<ClaimedRow> {
         stage: r.get(7)?,
         event_time: r.get(8)?,
         event_id: r.get(9)?,
+        lead: r.get(10)?,
     })
 }
 
@@ -527,6 +557,7 @@ impl Outbox for SqliteOutbox {
         batch: &[Incoming],
         ctx: &EnqueueContext<'_>,
     ) -> Result<EnqueueReport, StoreError> {
+        self.durable()?;
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -591,6 +622,7 @@ impl Outbox for SqliteOutbox {
         lease_secs: i64,
         now: i64,
     ) -> Result<Vec<OutboxEntry>, StoreError> {
+        self.bookkeeping()?;
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -600,14 +632,14 @@ impl Outbox for SqliteOutbox {
         let rows = tx
             .prepare_cached(
                 "SELECT o.id, o.dataset_id, l.lead_key, o.payload, o.send_by, o.attempts, o.inferred,
-                        o.stage, o.event_time, o.event_id
+                        o.stage, o.event_time, o.event_id, o.lead
                    FROM outbox o JOIN leads l ON l.id = o.lead
                   WHERE o.dataset_id = ?1 AND o.state = 'pending' AND o.next_attempt_at <= ?2 AND o.send_by >= ?2 AND o.send_by / 3600 >= ?2 / 3600
                     AND NOT EXISTS (
                         SELECT 1 FROM outbox p
-                         WHERE p.lead = o.lead AND p.id != o.id AND p.state IN ('pending', 'sending', 'held')
-                           AND (p.event_time < o.event_time OR (p.event_time = o.event_time AND p.stage_rank < o.stage_rank)))
-                  ORDER BY o.send_by / 3600, o.send_by, o.id
+                         WHERE p.lead = o.lead AND (p.state IN ('sending', 'held') OR (p.state = 'pending' AND p.next_attempt_at > 0))
+                           AND p.id != o.id AND (p.event_time, p.stage_rank) < (o.event_time, o.stage_rank))
+                  ORDER BY o.send_by / 3600, o.send_by, o.stage_rank, o.id
                   LIMIT ?3",
             )?
             .query_map(params![dataset_id, now, limit as i64], entry)?
@@ -617,7 +649,13 @@ impl Outbox for SqliteOutbox {
             let mut lease = tx.prepare_cached(
                 "UPDATE outbox SET state = 'sending', lease_until = ?2 WHERE id = ?1",
             )?;
+            // Earlier stages of a lead that are claimable now come first in
+            // this order: keep each lead's first, the rest waits its turn.
+            let mut leads = std::collections::HashSet::with_capacity(rows.len());
             for row in rows {
+                if !leads.insert(row.lead) {
+                    continue;
+                }
                 let ClaimedRow {
                     id,
                     dataset_id,
@@ -629,6 +667,7 @@ impl Outbox for SqliteOutbox {
                     stage,
                     event_time,
                     event_id,
+                    ..
                 } = row;
                 lease.execute(params![id, now + lease_secs])?;
                 let columns = crate::codec::Columns {
@@ -659,6 +698,7 @@ impl Outbox for SqliteOutbox {
         fbtrace_id: Option<&str>,
         now: i64,
     ) -> Result<(), StoreError> {
+        self.bookkeeping()?;
         let tx = self.conn.transaction()?;
         {
             let mut stmt = tx.prepare_cached(
@@ -679,6 +719,7 @@ impl Outbox for SqliteOutbox {
         retry_at: i64,
         error: Option<&str>,
     ) -> Result<(), StoreError> {
+        self.bookkeeping()?;
         let tx = self.conn.transaction()?;
         {
             let mut stmt = tx.prepare_cached(
@@ -703,6 +744,7 @@ impl Outbox for SqliteOutbox {
     }
 
     fn unlease(&mut self, ids: &[i64]) -> Result<(), StoreError> {
+        self.bookkeeping()?;
         let tx = self.conn.transaction()?;
         {
             let mut stmt = tx.prepare_cached(
@@ -723,6 +765,7 @@ impl Outbox for SqliteOutbox {
         fbtrace_id: Option<&str>,
         now: i64,
     ) -> Result<(), StoreError> {
+        self.bookkeeping()?;
         let tx = self.conn.transaction()?;
         {
             let mut ins = tx.prepare_cached(
@@ -802,6 +845,7 @@ impl Outbox for SqliteOutbox {
 
     fn expire_due(&mut self, now: i64) -> Result<u64, StoreError> {
         // One statement per state, so that each uses its partial index.
+        self.bookkeeping()?;
         let tx = self.conn.transaction()?;
         let mut n = 0;
         for sql in [

@@ -363,13 +363,19 @@ fn delivery_queries_use_indexes() {
     };
     for sql in [
         "SELECT o.id FROM outbox o JOIN leads l ON l.id = o.lead WHERE o.dataset_id = ?1 AND o.state = 'pending' \
-         AND o.next_attempt_at <= ?2 AND o.send_by >= ?2 AND o.send_by / 3600 >= ?2 / 3600 ORDER BY o.send_by / 3600, o.send_by, o.id LIMIT 10",
+         AND o.next_attempt_at <= ?2 AND o.send_by >= ?2 AND o.send_by / 3600 >= ?2 / 3600 \
+         AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.lead = o.lead AND (p.state IN ('sending', 'held') OR (p.state = 'pending' AND p.next_attempt_at > 0)) \
+         AND p.id != o.id AND (p.event_time, p.stage_rank) < (o.event_time, o.stage_rank)) \
+         ORDER BY o.send_by / 3600, o.send_by, o.stage_rank, o.id LIMIT 10",
         "UPDATE outbox SET state = 'pending' WHERE dataset_id = ?1 AND state = 'sending' AND lease_until < ?2",
         "UPDATE outbox SET state = 'expired' WHERE state = 'pending' AND send_by / 3600 <= ?1 / 3600 AND send_by < ?1",
         "UPDATE outbox SET state = 'expired' WHERE state = 'held' AND send_by < ?1",
     ] {
         let p = plan(sql);
-        assert!(!p.contains("SCAN outbox") && !p.contains("SCAN o"), "{sql}\n=> {p}");
+        assert!(!p.contains("SCAN outbox") && !p.contains("SCAN o") && !p.contains("SCAN p"), "{sql}\n=> {p}");
+        if sql.contains("NOT EXISTS") {
+            assert!(p.contains("USING INDEX outbox_blocking"), "{p}");
+        }
     }
 }
 

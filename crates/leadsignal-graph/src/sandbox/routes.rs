@@ -97,7 +97,7 @@ fn params(
 
 /// `data` as an array of event objects: JSON array, or a string holding one,
 /// whose elements may themselves be JSON-encoded strings (Python SDK).
-fn data(p: &HashMap<String, Value>) -> Result<Vec<Value>, GraphError> {
+fn data(p: &mut HashMap<String, Value>) -> Result<Vec<Value>, GraphError> {
     let missing = || {
         invalid(
             None,
@@ -105,10 +105,10 @@ fn data(p: &HashMap<String, Value>) -> Result<Vec<Value>, GraphError> {
             "(#100) The parameter data is required",
         )
     };
-    let v = p.get("data").ok_or_else(missing)?;
+    let v = p.remove("data").ok_or_else(missing)?;
     let array = match v {
-        Value::Array(a) => a.clone(),
-        Value::String(s) => match serde_json::from_str::<Value>(s) {
+        Value::Array(a) => a,
+        Value::String(s) => match serde_json::from_str::<Value>(&s) {
             Ok(Value::Array(a)) => a,
             _ => {
                 return Err(invalid(
@@ -281,7 +281,7 @@ async fn events(
         drop(s);
         error_response(status, e, usage)
     };
-    let p = match params(&headers, &body, query) {
+    let mut p = match params(&headers, &body, query) {
         Ok(p) => p,
         Err(e) => return fail(StatusCode::BAD_REQUEST, e, 0, false, None),
     };
@@ -323,7 +323,7 @@ async fn events(
         e.is_transient = Some(true);
         return fail(StatusCode::INTERNAL_SERVER_ERROR, e, 0, test, None);
     }
-    let data = match data(&p) {
+    let data = match data(&mut p) {
         Ok(d) => d,
         Err(e) => return fail(StatusCode::BAD_REQUEST, e, 0, test, None),
     };
