@@ -535,3 +535,47 @@ async fn sync_imports_the_folder_then_sends_and_is_idempotent() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("[import] files"));
 }
+
+/// `leadsignal sandbox` as a server: `send` delivers to it through
+/// `meta.graph_url`, and its inspection endpoint shows the events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sandbox_command_serves_send() {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_leadsignal"))
+        .args(["sandbox", "--listen", "127.0.0.1:0", "--dataset", DATASET])
+        .env("LEADSIGNAL_SANDBOX_TOKEN", TOKEN)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let url = first
+        .split("graph_url = \"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap_or_else(|| panic!("{first}"))
+        .to_string();
+    assert!(!first.contains(TOKEN), "the token is never printed");
+    let env = Env {
+        dir: tempfile::tempdir().unwrap(),
+        url: url.clone(),
+        token: TOKEN.into(),
+        delivery: "batch_size = 20\n".into(),
+    };
+    env.import(30, 1, 60, &[]).await;
+    let (code, r) = env.send_json(&[]).await;
+    let v: Value = reqwest::get(format!("{url}/sandbox/stats"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    child.kill().unwrap();
+    let _ = child.wait();
+    assert_eq!(code, 0, "{r}");
+    assert_eq!(r["accepted"], 30);
+    assert_eq!(v["distinct_event_ids"], 30);
+}
