@@ -579,3 +579,49 @@ async fn sandbox_command_serves_send() {
     assert_eq!(r["accepted"], 30);
     assert_eq!(v["distinct_event_ids"], 30);
 }
+
+/// A retry that would carry an event past its send-by deadline expires it
+/// instead, with the reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_past_the_deadline_expires() {
+    let sb = sandbox_with(|c| c.faults.error_rate = 1.0).await;
+    let mut env = Env::new(&sb);
+    env.delivery =
+        "batch_size = 10\nretry_base_ms = 8000\nretry_max_secs = 60\nmax_wait_secs = 5\n".into();
+    // Imported "earlier", so that its deadline is 3 s from now; the first
+    // retry (4 to 8 s) would miss it.
+    let then = now() - 7 * 86_400 + 3600 + 4;
+    let csv = env.path("edge.csv");
+    std::fs::write(
+        &csv,
+        format!(
+            "lead_id,stage,changed_at,email\n{},new,{},edge@example.com\n",
+            FIRST_LEAD + 5,
+            then - 1
+        ),
+    )
+    .unwrap();
+    let o = env
+        .run(&["import", csv.to_str().unwrap(), "--now", &then.to_string()])
+        .await;
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (code, r) = env.send_json(&[]).await;
+    assert_eq!(code, 1, "{r}");
+    assert_eq!(
+        (r["accepted"].as_u64(), r["expired"].as_u64()),
+        (Some(0), Some(1))
+    );
+    assert!(
+        r["errors"]["retry past the send-by deadline"].as_u64() == Some(1),
+        "{r}"
+    );
+    assert_eq!(env.states().get("expired"), Some(&1));
+    let db = rusqlite::Connection::open(env.path("outbox.db")).unwrap();
+    let why: String = db
+        .query_row("SELECT last_error FROM outbox", [], |r| r.get(0))
+        .unwrap();
+    assert!(
+        why.contains("7-day deadline") && why.contains("HTTP 500"),
+        "{why}"
+    );
+}

@@ -250,32 +250,31 @@ fn apply(
         *report.errors.entry(why).or_default() += 1;
     }
     for (ids, why, at_least) in &r.retry {
-        // Entries of one request share their attempts in practice; take the
-        // claim's count from the store through the retry time per entry.
-        let retries = store.retry_plan(ids)?;
-        let mut release = Vec::new();
-        for (id, attempts, send_by) in retries {
-            let wait = cfg.retry.wait(attempts, *at_least);
-            let at = now + wait.as_secs().max(1) as i64;
-            if retry::in_time(at, send_by) {
-                release.push((id, at));
-            } else {
-                let reason = format!(
-                    "expired: the next retry would pass the 7-day deadline (last error: {why})"
-                );
-                store.expire(&[id], &reason, now)?;
-                report.expired += 1;
-                *report
-                    .errors
-                    .entry("retry past the send-by deadline".into())
-                    .or_default() += 1;
-            }
+        // One retry time per failed request (the entries of a request share
+        // their history), so that the bookkeeping is one transaction.
+        let plan = store.retry_plan(ids)?;
+        let attempts = plan.iter().map(|&(_, a, _)| a).max().unwrap_or(0);
+        let wait = cfg.retry.wait(attempts, *at_least);
+        let at = now + wait.as_secs().max(1) as i64;
+        let (release, late): (Vec<_>, Vec<_>) = plan
+            .iter()
+            .partition(|&&(_, _, send_by)| retry::in_time(at, send_by));
+        let release: Vec<i64> = release.iter().map(|&&(id, _, _)| id).collect();
+        let late: Vec<i64> = late.iter().map(|&&(id, _, _)| id).collect();
+        if !late.is_empty() {
+            let reason = format!(
+                "expired: the next retry would pass the 7-day deadline (last error: {why})"
+            );
+            store.expire(&late, &reason, now)?;
+            report.expired += late.len() as u64;
+            *report
+                .errors
+                .entry("retry past the send-by deadline".into())
+                .or_default() += late.len() as u64;
         }
-        for (id, at) in release {
-            store.release(&[id], at, Some(why))?;
-            report.retried += 1;
-        }
-        tracing::warn!(dataset = %cfg.dataset_id, events = ids.len(), error = %why, "delivery failed, retry scheduled");
+        store.release(&release, at, Some(why))?;
+        report.retried += release.len() as u64;
+        tracing::warn!(dataset = %cfg.dataset_id, events = ids.len(), retry_in_secs = at - now, error = %why, "delivery failed, retry scheduled");
     }
     if !r.untouched.is_empty() {
         store.unlease(&r.untouched)?;
