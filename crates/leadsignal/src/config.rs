@@ -271,21 +271,10 @@ impl Config {
         if d.in_flight == 0 {
             anyhow::bail!("[delivery] in_flight must be at least 1");
         }
-        Ok(crate::sender::SenderConfig {
-            dataset_id,
-            creds: self.credentials()?,
-            batch_size: d.batch_size,
-            in_flight: d.in_flight,
-            lease_secs: d.lease_secs.max(5),
-            retry: crate::sender::retry::RetryPolicy {
-                base: std::time::Duration::from_millis(d.retry_base_ms.max(1)),
-                max: std::time::Duration::from_secs(d.retry_max_secs.max(1)),
-            },
-            test_event_code: None,
-            test_limit: 100,
-            partner_agent: self.meta.partner_agent.clone(),
-            max_wait: std::time::Duration::from_secs(d.max_wait_secs),
-        })
+        let mut sc =
+            crate::sender::SenderConfig::from_delivery(&dataset_id, self.credentials()?, d);
+        sc.partner_agent = self.meta.partner_agent.clone();
+        Ok(sc)
     }
 }
 

@@ -156,8 +156,28 @@ pub fn generate_csv(path: &std::path::Path, rows: u64, now: i64) -> std::io::Res
     w.flush()
 }
 
+/// Imports a generated CSV into a fresh SQLite outbox at `db` with the
+/// typical event's configuration.
+fn import_generated(
+    csv: &std::path::Path,
+    db: &std::path::Path,
+    now: i64,
+) -> anyhow::Result<(leadsignal_store::SqliteOutbox, super::import::Summary)> {
+    let mut store = leadsignal_store::SqliteOutbox::open(db.to_str().expect("UTF-8 path"))?;
+    let summary = super::import::import_files(
+        std::slice::from_ref(&csv.to_path_buf()),
+        &leadsignal_sources::Mapping::record_fields(),
+        &config(),
+        leadsignal_store::MissingStages::Fill,
+        &mut store,
+        now,
+        |_| {},
+        |_| {},
+    )?;
+    Ok((store, summary))
+}
+
 fn import_bench(a: ImportArgs) -> anyhow::Result<std::process::ExitCode> {
-    use leadsignal_store::MissingStages;
     let now = 1_795_262_400;
     let tmp;
     let dir = match &a.dir {
@@ -177,18 +197,7 @@ fn import_bench(a: ImportArgs) -> anyhow::Result<std::process::ExitCode> {
     generate_csv(&csv, a.rows, now)?;
     let generated = t.elapsed().as_secs_f64();
     let size = std::fs::metadata(&csv)?.len();
-    let mut store = leadsignal_store::SqliteOutbox::open(db.to_str().expect("UTF-8 path"))?;
-    let pc = config();
-    let summary = super::import::import_files(
-        std::slice::from_ref(&csv),
-        &leadsignal_sources::Mapping::record_fields(),
-        &pc,
-        MissingStages::Fill,
-        &mut store,
-        now,
-        |_| {},
-        |_| {},
-    )?;
+    let (_store, summary) = import_generated(&csv, &db, now)?;
     let rate = summary.rows as f64 / summary.seconds;
     let rss = peak_rss_mib();
     if a.dir.is_none() {
@@ -225,24 +234,13 @@ const PYTHON_SDK_SCRIPT: &str = include_str!("../../../../scripts/python_sdk_sen
 
 fn deliver_bench(a: DeliverArgs) -> anyhow::Result<std::process::ExitCode> {
     use leadsignal_graph::sandbox::{self, SandboxConfig};
-    use leadsignal_store::MissingStages;
     let dir = tempdir()?;
     let now = super::now_or(None);
     let csv = dir.join("deliver.csv");
     generate_csv(&csv, a.events, now)?;
     let db = dir.join("deliver-outbox.db");
-    let mut store = leadsignal_store::SqliteOutbox::open(db.to_str().expect("UTF-8 path"))?;
+    let (mut store, imported) = import_generated(&csv, &db, now)?;
     let pc = config();
-    let imported = super::import::import_files(
-        std::slice::from_ref(&csv),
-        &leadsignal_sources::Mapping::record_fields(),
-        &pc,
-        MissingStages::Fill,
-        &mut store,
-        now,
-        |_| {},
-        |_| {},
-    )?;
     let import_rate = imported.rows as f64 / imported.seconds;
     let token = "bench-token";
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -264,18 +262,14 @@ fn deliver_bench(a: DeliverArgs) -> anyhow::Result<std::process::ExitCode> {
                 api_version: "v23.0".into(),
                 timeout: std::time::Duration::from_secs(30),
             })?;
-            let sc = crate::sender::SenderConfig {
-                dataset_id: pc.dataset_id.clone(),
-                creds: leadsignal_graph::Credentials::new(token),
-                batch_size: a.batch_size,
-                in_flight: k,
-                lease_secs: 600,
-                retry: crate::sender::retry::RetryPolicy::default(),
-                test_event_code: None,
-                test_limit: 0,
-                partner_agent: None,
-                max_wait: std::time::Duration::from_secs(60),
-            };
+            let mut sc = crate::sender::SenderConfig::new(
+                &pc.dataset_id,
+                leadsignal_graph::Credentials::new(token),
+            );
+            sc.batch_size = a.batch_size;
+            sc.in_flight = k;
+            sc.lease_secs = 600;
+            sc.max_wait = std::time::Duration::from_secs(60);
             let r = crate::sender::send_due(&mut store, &client, &sc, |_| {}).await?;
             let distinct = sb.stats().distinct_event_ids;
             sb.shutdown().await;

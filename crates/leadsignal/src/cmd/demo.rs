@@ -226,18 +226,13 @@ fn deliver(
             api_version: cfg.meta.api_version.clone(),
             timeout: std::time::Duration::from_secs(10),
         })?;
-        let sc = crate::sender::SenderConfig {
-            dataset_id: pc.dataset_id.clone(),
-            creds: leadsignal_graph::Credentials::new(DEMO_TOKEN),
-            batch_size: 50,
-            in_flight: 2,
-            lease_secs: 60,
-            retry: crate::sender::retry::RetryPolicy::default(),
-            test_event_code: None,
-            test_limit: 0,
-            partner_agent: None,
-            max_wait: std::time::Duration::from_secs(10),
-        };
+        let mut sc = crate::sender::SenderConfig::new(
+            &pc.dataset_id,
+            leadsignal_graph::Credentials::new(DEMO_TOKEN),
+        );
+        sc.batch_size = 50;
+        sc.in_flight = 2;
+        sc.max_wait = std::time::Duration::from_secs(10);
         let report = crate::sender::send_due(&mut store, &client, &sc, |_| {}).await?;
         let accepted = sb.accepted();
         sb.shutdown().await;

@@ -54,6 +54,36 @@ pub struct SenderConfig {
     pub max_wait: Duration,
 }
 
+impl SenderConfig {
+    /// The defaults of `[delivery]` for one dataset.
+    pub fn new(dataset_id: &str, creds: Credentials) -> SenderConfig {
+        Self::from_delivery(dataset_id, creds, &crate::config::DeliveryConfig::default())
+    }
+
+    /// Settings from a `[delivery]` section.
+    pub fn from_delivery(
+        dataset_id: &str,
+        creds: Credentials,
+        d: &crate::config::DeliveryConfig,
+    ) -> SenderConfig {
+        SenderConfig {
+            dataset_id: dataset_id.to_string(),
+            creds,
+            batch_size: d.batch_size,
+            in_flight: d.in_flight.max(1),
+            lease_secs: d.lease_secs.max(5),
+            retry: RetryPolicy {
+                base: Duration::from_millis(d.retry_base_ms.max(1)),
+                max: Duration::from_secs(d.retry_max_secs.max(1)),
+            },
+            test_event_code: None,
+            test_limit: 100,
+            partner_agent: None,
+            max_wait: Duration::from_secs(d.max_wait_secs),
+        }
+    }
+}
+
 /// What a run did.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct SendReport {
