@@ -127,6 +127,21 @@ impl Env {
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     }
 
+    /// Imports one "new" stage change of `lead`, `age` seconds old, as if
+    /// the clock said `then` (to make events whose deadline is near now).
+    async fn import_one_at(&self, lead: u64, age: i64, then: i64) {
+        let csv = self.path(&format!("at-{lead}.csv"));
+        let body = format!(
+            "lead_id,stage,changed_at,email\n{lead},new,{},l{lead}@example.com\n",
+            then - age
+        );
+        std::fs::write(&csv, body).unwrap();
+        let o = self
+            .run(&["import", csv.to_str().unwrap(), "--now", &then.to_string()])
+            .await;
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+
     fn states(&self) -> HashMap<String, i64> {
         let db = rusqlite::Connection::open(self.path("outbox.db")).unwrap();
         let mut st = db
@@ -344,21 +359,8 @@ async fn closest_to_deadline_first_and_past_deadline_expired() {
             .success());
     }
     // And some that were valid when imported but are past the deadline now.
-    let csv = env.path("late.csv");
-    let then = now() - 7 * 86_400 + 3600 + 30;
-    std::fs::write(
-        &csv,
-        format!(
-            "lead_id,stage,changed_at,email\n{},new,{},late@example.com\n",
-            FIRST_LEAD + 9,
-            then - 60
-        ),
-    )
-    .unwrap();
-    let o = env
-        .run(&["import", csv.to_str().unwrap(), "--now", &then.to_string()])
+    env.import_one_at(FIRST_LEAD + 9, 60, now() - 7 * 86_400 + 3600 + 30)
         .await;
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let (code, r) = env.send_json(&[]).await;
     assert_eq!(code, 0, "{r}");
     assert_eq!(r["accepted"], 60);
@@ -590,21 +592,8 @@ async fn retry_past_the_deadline_expires() {
         "batch_size = 10\nretry_base_ms = 8000\nretry_max_secs = 60\nmax_wait_secs = 5\n".into();
     // Imported "earlier", so that its deadline is 3 s from now; the first
     // retry (4 to 8 s) would miss it.
-    let then = now() - 7 * 86_400 + 3600 + 4;
-    let csv = env.path("edge.csv");
-    std::fs::write(
-        &csv,
-        format!(
-            "lead_id,stage,changed_at,email\n{},new,{},edge@example.com\n",
-            FIRST_LEAD + 5,
-            then - 1
-        ),
-    )
-    .unwrap();
-    let o = env
-        .run(&["import", csv.to_str().unwrap(), "--now", &then.to_string()])
+    env.import_one_at(FIRST_LEAD + 5, 1, now() - 7 * 86_400 + 3600 + 4)
         .await;
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let (code, r) = env.send_json(&[]).await;
     assert_eq!(code, 1, "{r}");
     assert_eq!(
