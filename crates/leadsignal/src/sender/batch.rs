@@ -32,8 +32,8 @@ pub struct BatchResult {
     pub untouched: Vec<i64>,
     /// The refusal, when there was one.
     pub auth: Option<GraphError>,
-    /// Whether Meta rate-limited a request.
-    pub rate_limited: bool,
+    /// Requests Meta refused for rate limiting.
+    pub rate_limited: u64,
     /// Requests made.
     pub requests: u64,
 }
@@ -98,7 +98,7 @@ pub async fn deliver(
                 result.retry.push((ids(), creds.redact(&why), None));
             }
             Outcome::RateLimited { error, retry_after } => {
-                result.rate_limited = true;
+                result.rate_limited += 1;
                 let why = error.map_or("rate limited (HTTP 429)".into(), |e| {
                     format!("rate limited: {}", e.summary())
                 });

@@ -177,7 +177,7 @@ pub async fn send_due(
         }
         if let Some(done) = tasks.join_next().await {
             let r = done.expect("a delivery task panicked");
-            if r.rate_limited {
+            if r.rate_limited > 0 {
                 // Stop calling until Meta's estimate (or the backoff) passes.
                 let wait = r
                     .retry
@@ -201,7 +201,7 @@ pub async fn send_due(
         if report.paused.is_some() {
             break;
         }
-        let next = next_retry(store, &cfg.dataset_id)?;
+        let next = store.next_attempt_at(&cfg.dataset_id, unix_now())?;
         let wake = match (next, hold_until) {
             (Some(at), h) => {
                 let secs = (at - unix_now()).max(0) as u64;
@@ -225,11 +225,6 @@ pub async fn send_due(
         .unwrap_or(0);
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
-}
-
-/// The earliest `next_attempt_at` of a pending entry of the dataset.
-fn next_retry(store: &mut dyn Outbox, dataset: &str) -> Result<Option<i64>, StoreError> {
-    store.next_attempt_at(dataset, unix_now())
 }
 
 async fn run_batch(
@@ -257,9 +252,7 @@ fn apply(
 ) -> Result<(), StoreError> {
     let now = unix_now();
     report.requests += r.requests;
-    if r.rate_limited {
-        report.rate_limited_requests += r.retry.len() as u64;
-    }
+    report.rate_limited_requests += r.rate_limited;
     for (ids, trace) in &r.accepted {
         store.mark_sent(ids, trace.as_deref(), now)?;
         report.accepted += ids.len() as u64;
