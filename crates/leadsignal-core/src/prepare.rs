@@ -277,7 +277,9 @@ fn click_id(
         })
         && parts
             .next()
-            .is_some_and(|s| !s.is_empty() && !s.contains(char::is_whitespace));
+            // fbclid and the parameter builder's suffix are visible ASCII;
+            // control characters (NUL, separators) are damage, not an ID.
+            .is_some_and(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_graphic()));
     if ok {
         Some(v.to_string())
     } else {

@@ -88,6 +88,34 @@ fn a_bad_field_is_dropped_with_a_reason_and_the_event_survives() {
     }
 }
 
+/// Click IDs pass through byte for byte, so only visible ASCII is one:
+/// control characters (found by the fuzzer) and spaces are dropped.
+#[test]
+fn click_ids_with_control_characters_are_dropped() {
+    for fbc in [
+        "fb.1.1700000000000.Ab\u{1d}cd",
+        "fb.1.1700000000000.Ab\u{0}",
+        "fb.1.1700000000000.Ab cd",
+        "fb.1.1700000000000.Abé",
+    ] {
+        let sc = record(
+            json!({"lead_id": "1234567890123456", "stage": "new", "changed_at": NOW - 60, "fbc": fbc}),
+        );
+        let p = prepare(&sc, &config(), NOW).unwrap();
+        assert_eq!(p.event.user_data.fbc, None, "{fbc:?}");
+        assert_eq!(p.dropped[0].rule, "fbc.format");
+    }
+    let sc = record(
+        json!({"lead_id": "1234567890123456", "stage": "new", "changed_at": NOW - 60,
+        "fbc": "fb.1.1700000000000.IwAR2_x-Yz.AQ"}),
+    );
+    let p = prepare(&sc, &config(), NOW).unwrap();
+    assert_eq!(
+        p.event.user_data.fbc.as_deref(),
+        Some("fb.1.1700000000000.IwAR2_x-Yz.AQ")
+    );
+}
+
 #[test]
 fn no_identifier_left_rejects_and_explains_the_drops() {
     let sc = record(json!({"stage": "new", "changed_at": NOW - 60, "email": "nobody"}));
