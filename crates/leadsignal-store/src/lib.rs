@@ -10,6 +10,7 @@
 mod codec;
 mod model;
 mod sqlite;
+mod walk;
 
 pub use model::*;
 pub use sqlite::SqliteOutbox;

@@ -1,6 +1,7 @@
 //! The SQLite outbox: one file, WAL mode, versioned schema.
 
 use crate::model::*;
+use crate::walk::Walk;
 use crate::{Outbox, StoreError};
 use leadsignal_core::{LeadKey, Origin, Prepared, StageIndex, StageRef};
 use rusqlite::{params, Connection, Statement, TransactionBehavior};
@@ -51,8 +52,9 @@ CREATE TABLE outbox (
 -- Claiming walks pending entries by deadline; a partial index keeps it small.
 -- Keyed by the deadline's hour, not the deadline itself: an import's rows
 -- then land at the end of a few hour ranges instead of all over the index,
--- which cuts the bytes a bulk import writes by a third. Claims sort within
--- the hour, so the order is still exact.
+-- which cuts the bytes a bulk import writes by a third. Row IDs start with
+-- the same hour (ID_HOUR_SHIFT), so the index is in claim order: deadline
+-- hour first, then arrival; no sort, and a claim's rows are neighbours.
 CREATE INDEX outbox_due ON outbox (send_by / 3600) WHERE state = 'pending';
 -- Leases to take back and held entries to expire: few rows, small indexes.
 CREATE INDEX outbox_leased ON outbox (lease_until) WHERE state = 'sending';
@@ -78,12 +80,6 @@ CREATE TABLE test_sends (
     fbtrace_id       TEXT,
     sent_at          INTEGER NOT NULL
 );
--- Entries that hold back a lead's later stages without being claimable in
--- the same pass: leased, held, or waiting for a retry. Freshly imported
--- entries are never in it, so it costs an import nothing; claiming checks
--- a lead's earlier stages here instead of among all its rows.
-CREATE INDEX outbox_blocking ON outbox (lead, event_time, stage_rank)
- WHERE state IN ('sending', 'held') OR (state = 'pending' AND next_attempt_at > 0);
 -- Per-dataset delivery state: paused on a token or permission problem.
 CREATE TABLE datasets (
     dataset_id     TEXT PRIMARY KEY,
@@ -100,6 +96,8 @@ const UNMAPPED_RANK: i64 = 10_000;
 pub struct SqliteOutbox {
     conn: Connection,
     path: String,
+    /// Each dataset's walk through its queue (see `walk.rs`).
+    walks: HashMap<String, Walk>,
 }
 
 /// A stage a lead already has in the outbox.
@@ -115,9 +113,16 @@ struct Known {
 const INSERT_LEAD: &str =
     "INSERT OR IGNORE INTO leads (dataset_id, lead_key, lead_id, crm_id, created_at, first_seen)
      VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
-const INSERT_EVENT: &str = "INSERT INTO outbox (lead, dataset_id, stage, stage_rank, event_time, event_id, payload, send_by,
+const INSERT_EVENT: &str = "INSERT INTO outbox (id, lead, dataset_id, stage, stage_rank, event_time, event_id, payload, send_by,
                          state, inferred, next_attempt_at, source, line, created_at)
-     VALUES (?1, ?13, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 0, ?10, ?11, ?12)";
+     VALUES (?14, ?1, ?13, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 0, ?10, ?11, ?12)";
+
+/// Outbox row IDs are `deadline hour << ID_HOUR_SHIFT | sequence`: the table
+/// is stored in deadline-hour order, so that claiming (deadline first) and
+/// marking sent touch a few neighbouring pages per batch instead of one page
+/// per event all over the file, and an import appends at the end of a few
+/// hour ranges.
+const ID_HOUR_SHIFT: u32 = 32;
 
 impl SqliteOutbox {
     /// Delivery bookkeeping (leases, sent marks, retries) commits with
@@ -141,7 +146,8 @@ impl SqliteOutbox {
         Ok(())
     }
 
-    /// Sets the state (and last error) of leased entries.
+    /// Sets the state (and last error) of leased entries, and wakes their
+    /// leads' parked stages.
     fn set_state(
         &mut self,
         ids: &[i64],
@@ -150,17 +156,26 @@ impl SqliteOutbox {
     ) -> Result<(), StoreError> {
         self.bookkeeping()?;
         let tx = self.conn.transaction()?;
-        {
-            let mut stmt = tx.prepare_cached(
+        let leads = tx
+            .prepare_cached(
                 "UPDATE outbox SET state = ?2, last_error = ?3, lease_until = NULL, attempts = attempts + 1
-                  WHERE id = ?1 AND state = 'sending'",
-            )?;
-            for id in ids {
-                stmt.execute(params![id, state, error])?;
+                  WHERE id IN rarray(?1) AND state = 'sending' RETURNING lead",
+            )?
+            .query_map(params![id_array(ids), state, error], |r| r.get(0))?
+            .collect::<Result<Vec<i64>, _>>()?;
+        tx.commit()?;
+        self.left_queue(&leads);
+        Ok(())
+    }
+
+    /// Stages of these leads left the queue: the entries the walks passed
+    /// over behind them are looked at again.
+    fn left_queue(&mut self, leads: &[i64]) {
+        for walk in self.walks.values_mut() {
+            for &lead in leads {
+                walk.left_queue(lead);
             }
         }
-        tx.commit()?;
-        Ok(())
     }
 
     /// Opens (creating if needed) the outbox at `path` and applies migrations.
@@ -176,9 +191,11 @@ impl SqliteOutbox {
         // A page cache large enough for bulk imports (64 MiB, bounded).
         conn.pragma_update(None, "cache_size", -16_384)?;
         conn.pragma_update(None, "temp_store", "MEMORY")?;
+        rusqlite::vtab::array::load_module(&conn)?;
         let mut store = SqliteOutbox {
             conn,
             path: path.to_string(),
+            walks: HashMap::new(),
         };
         store.migrate()?;
         Ok(store)
@@ -222,6 +239,52 @@ impl SqliteOutbox {
     }
 }
 
+/// What a claim reads of an entry (`entry`), whether an earlier stage of its
+/// lead is still unsent, and its deadline hour. `?1` dataset, `?2` now.
+const CLAIM_SELECT: &str = "SELECT o.id, o.dataset_id, l.lead_key, o.payload, o.send_by, o.attempts, o.inferred,
+        o.stage, o.event_time, o.event_id, o.lead,
+        EXISTS (SELECT 1 FROM outbox p
+                 WHERE p.lead = o.lead AND p.state IN ('pending', 'sending', 'held')
+                   AND p.id != o.id AND (p.event_time, p.stage_rank) < (o.event_time, o.stage_rank)),
+        o.send_by / 3600
+   FROM outbox o JOIN leads l ON l.id = o.lead";
+
+/// An entry that may be claimed now (`?1` dataset, `?2` now).
+const CLAIMABLE: &str =
+    "o.dataset_id = ?1 AND o.state = 'pending' AND o.next_attempt_at <= ?2 AND o.send_by >= ?2";
+
+/// Claimable entries after position (`?3` deadline hour, `?4` row ID), in
+/// claim order.
+fn claim_scan() -> String {
+    format!(
+        "{CLAIM_SELECT} WHERE {CLAIMABLE}
+           AND o.send_by / 3600 >= max(?2 / 3600, ?3) AND (o.send_by / 3600 > ?3 OR o.id > ?4)
+         ORDER BY o.send_by / 3600, o.id"
+    )
+}
+
+/// Leases that ran out (a sender died): claimable again.
+const RETAKE_LEASES: &str = "UPDATE outbox SET state = 'pending', lease_until = NULL
+  WHERE dataset_id = ?1 AND state = 'sending' AND lease_until < ?2";
+
+/// Past the deadline, one statement per state so that each uses its
+/// partial index (`?1` now).
+const EXPIRE: [&str; 2] = [
+    "UPDATE outbox SET state = 'expired' WHERE state = 'pending' AND send_by / 3600 <= ?1 / 3600 AND send_by < ?1",
+    "UPDATE outbox SET state = 'expired' WHERE state = 'held' AND send_by < ?1",
+];
+
+/// Entry IDs as one statement parameter (`rarray(?n)`): one statement per
+/// batch instead of one per entry.
+fn id_array(ids: &[i64]) -> rusqlite::vtab::array::Array {
+    std::rc::Rc::new(
+        ids.iter()
+            .copied()
+            .map(rusqlite::types::Value::from)
+            .collect(),
+    )
+}
+
 fn rank(index: Option<StageIndex>) -> i64 {
     index.map_or(UNMAPPED_RANK, |i| i as i64)
 }
@@ -241,6 +304,8 @@ struct Tx<'a> {
     /// The batch's time (Unix seconds).
     now: i64,
     leads: HashMap<LeadKey, (i64, Vec<Known>)>,
+    /// Next row ID per deadline hour (see [`ID_HOUR_SHIFT`]).
+    next_ids: HashMap<i64, i64>,
     report: EnqueueReport,
 }
 
@@ -351,6 +416,7 @@ impl Tx<'_> {
     ) -> Result<i64, StoreError> {
         let e = &p.event;
         let source = self.source_id(&origin.source)?;
+        let id = self.next_id(p.send_by)?;
         let bytes = match payload {
             Some(p) => p.as_bytes(),
             None => {
@@ -371,9 +437,28 @@ impl Tx<'_> {
             source,
             origin.line as i64,
             self.now,
-            self.dataset
+            self.dataset,
+            id
         ])?;
-        Ok(self.tx.last_insert_rowid())
+        Ok(id)
+    }
+
+    /// The row ID for a new entry with deadline `send_by`.
+    fn next_id(&mut self, send_by: i64) -> Result<i64, StoreError> {
+        let hour = send_by.clamp(0, i64::from(i32::MAX)) / 3600;
+        let id = match self.next_ids.get(&hour) {
+            Some(&id) => id,
+            None => {
+                let first = hour << ID_HOUR_SHIFT;
+                let max: Option<i64> = self
+                    .tx
+                    .prepare_cached("SELECT max(id) FROM outbox WHERE id >= ?1 AND id < ?2")?
+                    .query_row(params![first, first + (1 << ID_HOUR_SHIFT)], |r| r.get(0))?;
+                max.map_or(first + 1, |m| m + 1)
+            }
+        };
+        self.next_ids.insert(hour, id + 1);
+        Ok(id)
     }
 
     fn event(
@@ -532,7 +617,6 @@ struct ClaimedRow {
     stage: String,
     event_time: i64,
     event_id: String,
-    lead: i64,
 }
 
 fn entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<ClaimedRow> {
@@ -547,7 +631,6 @@ fn entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<ClaimedRow> {
         stage: r.get(7)?,
         event_time: r.get(8)?,
         event_id: r.get(9)?,
-        lead: r.get(10)?,
     })
 }
 
@@ -570,6 +653,7 @@ impl Outbox for SqliteOutbox {
             dataset: &ctx.prepare.dataset_id,
             now: ctx.now,
             leads: HashMap::new(),
+            next_ids: HashMap::new(),
             report: EnqueueReport::default(),
         };
         for item in batch {
@@ -626,67 +710,105 @@ impl Outbox for SqliteOutbox {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        // Leases that ran out (a sender died): claimable again.
-        tx.prepare_cached("UPDATE outbox SET state = 'pending', lease_until = NULL WHERE dataset_id = ?1 AND state = 'sending' AND lease_until < ?2")?
+        tx.prepare_cached(RETAKE_LEASES)?
             .execute(params![dataset_id, now])?;
-        let rows = tx
-            .prepare_cached(
-                "SELECT o.id, o.dataset_id, l.lead_key, o.payload, o.send_by, o.attempts, o.inferred,
-                        o.stage, o.event_time, o.event_id, o.lead
-                   FROM outbox o JOIN leads l ON l.id = o.lead
-                  WHERE o.dataset_id = ?1 AND o.state = 'pending' AND o.next_attempt_at <= ?2 AND o.send_by >= ?2 AND o.send_by / 3600 >= ?2 / 3600
-                    AND NOT EXISTS (
-                        SELECT 1 FROM outbox p
-                         WHERE p.lead = o.lead AND (p.state IN ('sending', 'held') OR (p.state = 'pending' AND p.next_attempt_at > 0))
-                           AND p.id != o.id AND (p.event_time, p.stage_rank) < (o.event_time, o.stage_rank))
-                  ORDER BY o.send_by / 3600, o.send_by, o.stage_rank, o.id
-                  LIMIT ?3",
-            )?
-            .query_map(params![dataset_id, now, limit as i64], entry)?
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut out = Vec::with_capacity(rows.len());
+        // Walk pending entries in claim order from where the last claim
+        // stopped (walk.rs). An entry with an earlier stage of its lead
+        // still unsent is passed over and looked at again when that stage
+        // leaves the queue. Stages of a lead that hold back neither (same
+        // time, both outside the funnel) go one per claim.
+        let mut walk = self.walks.remove(dataset_id).unwrap_or_default();
+        let mut leads = std::collections::HashSet::with_capacity(limit);
+        let mut rows = Vec::with_capacity(limit);
+        let mut later = Vec::new();
         {
-            let mut lease = tx.prepare_cached(
-                "UPDATE outbox SET state = 'sending', lease_until = ?2 WHERE id = ?1",
-            )?;
-            // Earlier stages of a lead that are claimable now come first in
-            // this order: keep each lead's first, the rest waits its turn.
-            let mut leads = std::collections::HashSet::with_capacity(rows.len());
-            for row in rows {
-                if !leads.insert(row.lead) {
+            let mut by_id =
+                tx.prepare_cached(&format!("{CLAIM_SELECT} WHERE o.id = ?3 AND {CLAIMABLE}"))?;
+            for id in std::mem::take(&mut walk.recheck) {
+                if rows.len() >= limit {
+                    later.push(id);
                     continue;
                 }
-                let ClaimedRow {
-                    id,
-                    dataset_id,
-                    lead_key,
-                    payload,
-                    send_by,
-                    attempts,
-                    inferred,
-                    stage,
-                    event_time,
-                    event_id,
-                    ..
-                } = row;
-                lease.execute(params![id, now + lease_secs])?;
-                let columns = crate::codec::Columns {
-                    event_name: &stage,
-                    event_time,
-                    event_id: &event_id,
-                };
-                let event = crate::codec::decode(&payload, columns)
-                    .map_err(|message| StoreError::Corrupt { id, message })?;
-                out.push(OutboxEntry {
-                    id,
-                    dataset_id,
-                    lead_key,
-                    event,
-                    send_by,
-                    attempts,
-                    inferred: inferred != 0,
-                });
+                let mut found = by_id.query(params![dataset_id, now, id])?;
+                if let Some(r) = found.next()? {
+                    let lead: i64 = r.get(10)?;
+                    if r.get::<_, bool>(11)? {
+                        walk.pass(id, lead);
+                    } else if leads.insert(lead) {
+                        rows.push(entry(r)?);
+                    } else {
+                        later.push(id);
+                    }
+                }
             }
+            let mut scan = tx.prepare_cached(&claim_scan())?;
+            let mut restarted = false;
+            loop {
+                let (hour, id) = walk.after.unwrap_or((i64::MIN, i64::MIN));
+                let mut found = scan.query(params![dataset_id, now, hour, id])?;
+                let mut at_end = false;
+                while rows.len() < limit {
+                    let Some(r) = found.next()? else {
+                        at_end = true;
+                        break;
+                    };
+                    let (id, lead): (i64, i64) = (r.get(0)?, r.get(10)?);
+                    walk.after = Some((r.get(12)?, id));
+                    if r.get::<_, bool>(11)? {
+                        walk.pass(id, lead);
+                    } else if leads.insert(lead) {
+                        rows.push(entry(r)?);
+                    } else {
+                        later.push(id);
+                    }
+                }
+                // The end of the queue: one new pass from the front, which
+                // also finds retries that came due and late arrivals.
+                if !at_end || restarted || walk.after.is_none() {
+                    break;
+                }
+                walk.restart();
+                restarted = true;
+            }
+        }
+        walk.recheck.extend(later);
+        self.walks.insert(dataset_id.to_string(), walk);
+        let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+        tx.prepare_cached(
+            "UPDATE outbox SET state = 'sending', lease_until = ?2 WHERE id IN rarray(?1)",
+        )?
+        .execute(params![id_array(&ids), now + lease_secs])?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let ClaimedRow {
+                id,
+                dataset_id,
+                lead_key,
+                payload,
+                send_by,
+                attempts,
+                inferred,
+                stage,
+                event_time,
+                event_id,
+                ..
+            } = row;
+            let columns = crate::codec::Columns {
+                event_name: &stage,
+                event_time,
+                event_id: &event_id,
+            };
+            let event = crate::codec::decode(&payload, columns)
+                .map_err(|message| StoreError::Corrupt { id, message })?;
+            out.push(OutboxEntry {
+                id,
+                dataset_id,
+                lead_key,
+                event,
+                send_by,
+                attempts,
+                inferred: inferred != 0,
+            });
         }
         tx.commit()?;
         Ok(out)
@@ -700,16 +822,17 @@ impl Outbox for SqliteOutbox {
     ) -> Result<(), StoreError> {
         self.bookkeeping()?;
         let tx = self.conn.transaction()?;
-        {
-            let mut stmt = tx.prepare_cached(
-                "UPDATE outbox SET state = 'sent', sent_at = ?2, fbtrace_id = ?3, lease_until = NULL, attempts = attempts + 1
-                  WHERE id = ?1 AND state = 'sending'",
-            )?;
-            for id in ids {
-                stmt.execute(params![id, now, fbtrace_id])?;
-            }
-        }
+        // `lease_until` stays: only `sending` rows are read by it, and a row
+        // that keeps its size is rewritten in place.
+        let leads = tx
+            .prepare_cached(
+                "UPDATE outbox SET state = 'sent', sent_at = ?2, fbtrace_id = ?3, attempts = attempts + 1
+                  WHERE id IN rarray(?1) AND state = 'sending' RETURNING lead",
+            )?
+            .query_map(params![id_array(ids), now, fbtrace_id], |r| r.get(0))?
+            .collect::<Result<Vec<i64>, _>>()?;
         tx.commit()?;
+        self.left_queue(&leads);
         Ok(())
     }
 
@@ -720,18 +843,13 @@ impl Outbox for SqliteOutbox {
         error: Option<&str>,
     ) -> Result<(), StoreError> {
         self.bookkeeping()?;
-        let tx = self.conn.transaction()?;
-        {
-            let mut stmt = tx.prepare_cached(
+        self.conn
+            .prepare_cached(
                 "UPDATE outbox SET state = 'pending', next_attempt_at = ?2, last_error = ?3, lease_until = NULL,
                         attempts = attempts + 1
-                  WHERE id = ?1 AND state = 'sending'",
-            )?;
-            for id in ids {
-                stmt.execute(params![id, retry_at, error])?;
-            }
-        }
-        tx.commit()?;
+                  WHERE id IN rarray(?1) AND state = 'sending'",
+            )?
+            .execute(params![id_array(ids), retry_at, error])?;
         Ok(())
     }
 
@@ -745,16 +863,11 @@ impl Outbox for SqliteOutbox {
 
     fn unlease(&mut self, ids: &[i64]) -> Result<(), StoreError> {
         self.bookkeeping()?;
-        let tx = self.conn.transaction()?;
-        {
-            let mut stmt = tx.prepare_cached(
-                "UPDATE outbox SET state = 'pending', lease_until = NULL WHERE id = ?1 AND state = 'sending'",
-            )?;
-            for id in ids {
-                stmt.execute([id])?;
-            }
-        }
-        tx.commit()?;
+        self.conn
+            .prepare_cached(
+                "UPDATE outbox SET state = 'pending', lease_until = NULL WHERE id IN rarray(?1) AND state = 'sending'",
+            )?
+            .execute([id_array(ids)])?;
         Ok(())
     }
 
@@ -844,14 +957,10 @@ impl Outbox for SqliteOutbox {
     }
 
     fn expire_due(&mut self, now: i64) -> Result<u64, StoreError> {
-        // One statement per state, so that each uses its partial index.
         self.bookkeeping()?;
         let tx = self.conn.transaction()?;
         let mut n = 0;
-        for sql in [
-            "UPDATE outbox SET state = 'expired' WHERE state = 'pending' AND send_by / 3600 <= ?1 / 3600 AND send_by < ?1",
-            "UPDATE outbox SET state = 'expired' WHERE state = 'held' AND send_by < ?1",
-        ] {
+        for sql in EXPIRE {
             n += tx.prepare_cached(sql)?.execute([now])? as u64;
         }
         tx.commit()?;
@@ -920,5 +1029,65 @@ impl Outbox for SqliteOutbox {
             s.delivery_errors.push((e, n as u64));
         }
         Ok(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The delivery path never scans the whole outbox: claiming (by
+    /// position and by ID), taking back leases, expiring and the batch
+    /// updates all use indexes.
+    #[test]
+    fn delivery_queries_use_indexes() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteOutbox::open(dir.path().join("o.db").to_str().unwrap()).unwrap();
+        let plan = |sql: &str| -> String {
+            let mut st = s
+                .connection()
+                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .unwrap();
+            let n = st.parameter_count();
+            let mut params: Vec<rusqlite::types::Value> = vec![1i64.into(); n];
+            if sql.contains("rarray(?1)") {
+                params.remove(0);
+                let ids = id_array(&[1, 2]);
+                let mut all: Vec<&dyn rusqlite::ToSql> = vec![&ids];
+                all.extend(params.iter().map(|v| v as &dyn rusqlite::ToSql));
+                return st
+                    .query_map(all.as_slice(), |r| r.get::<_, String>(3))
+                    .unwrap()
+                    .map(Result::unwrap)
+                    .collect::<Vec<_>>()
+                    .join("; ");
+            }
+            st.query_map(rusqlite::params_from_iter(params), |r| {
+                r.get::<_, String>(3)
+            })
+            .unwrap()
+            .map(Result::unwrap)
+            .collect::<Vec<_>>()
+            .join("; ")
+        };
+        let by_id = format!("{CLAIM_SELECT} WHERE o.id = ?3 AND {CLAIMABLE}");
+        let scan = claim_scan();
+        let sent = "UPDATE outbox SET state = 'sent' WHERE id IN rarray(?1) AND state = 'sending' RETURNING lead";
+        for sql in [&*scan, &by_id, RETAKE_LEASES, EXPIRE[0], EXPIRE[1], sent] {
+            let p = plan(sql);
+            assert!(
+                !p.contains("SCAN outbox")
+                    && !p.contains("SCAN o ")
+                    && !p.ends_with("SCAN o")
+                    && !p.contains("SCAN p"),
+                "{sql}\n=> {p}"
+            );
+            assert!(!p.contains("TEMP B-TREE"), "no sort: {sql}\n=> {p}");
+        }
+        assert!(
+            plan(&scan).contains("USING INDEX outbox_due"),
+            "{}",
+            plan(&scan)
+        );
     }
 }

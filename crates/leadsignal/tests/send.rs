@@ -364,10 +364,18 @@ async fn closest_to_deadline_first_and_past_deadline_expired() {
     let (code, r) = env.send_json(&[]).await;
     assert_eq!(code, 0, "{r}");
     assert_eq!(r["accepted"], 60);
-    let times: Vec<i64> = sb.accepted().iter().map(|a| a.event_time).collect();
-    let mut sorted = times.clone();
-    sorted.sort();
-    assert_eq!(times, sorted, "oldest (closest to the 7-day cutoff) first");
+    // Claims go by deadline hour (then arrival): the three imports, hours
+    // apart, come oldest (closest to the 7-day cutoff) first.
+    let ages: Vec<i64> = sb
+        .accepted()
+        .iter()
+        .map(|a| (now() - a.event_time) / 60 / 100)
+        .collect();
+    let mut sorted = ages.clone();
+    sorted.sort_by(|a, b| b.cmp(a));
+    assert_eq!(ages, sorted, "oldest (closest to the 7-day cutoff) first");
+    assert_eq!(ages.first(), Some(&30));
+    assert_eq!(ages.last(), Some(&0));
     assert!(sb
         .accepted()
         .iter()
