@@ -239,15 +239,20 @@ impl SqliteOutbox {
     }
 }
 
-/// What a claim reads of an entry (`entry`), whether an earlier stage of its
-/// lead is still unsent, and its deadline hour. `?1` dataset, `?2` now.
-const CLAIM_SELECT: &str = "SELECT o.id, o.dataset_id, l.lead_key, o.payload, o.send_by, o.attempts, o.inferred,
-        o.stage, o.event_time, o.event_id, o.lead,
+/// What a claim reads of an entry it keeps (`entry`).
+const CLAIM_SELECT: &str =
+    "SELECT o.id, o.dataset_id, l.lead_key, o.payload, o.send_by, o.attempts, o.inferred,
+        o.stage, o.event_time, o.event_id
+   FROM outbox o JOIN leads l ON l.id = o.lead";
+
+/// What a claim looks at for each candidate: ID, lead, whether an earlier
+/// stage of the lead is still unsent, deadline hour.
+const CLAIM_PEEK: &str = "SELECT o.id, o.lead,
         EXISTS (SELECT 1 FROM outbox p
                  WHERE p.lead = o.lead AND p.state IN ('pending', 'sending', 'held')
                    AND p.id != o.id AND (p.event_time, p.stage_rank) < (o.event_time, o.stage_rank)),
         o.send_by / 3600
-   FROM outbox o JOIN leads l ON l.id = o.lead";
+   FROM outbox o";
 
 /// An entry that may be claimed now (`?1` dataset, `?2` now).
 const CLAIMABLE: &str =
@@ -257,7 +262,7 @@ const CLAIMABLE: &str =
 /// claim order.
 fn claim_scan() -> String {
     format!(
-        "{CLAIM_SELECT} WHERE {CLAIMABLE}
+        "{CLAIM_PEEK} WHERE {CLAIMABLE}
            AND o.send_by / 3600 >= max(?2 / 3600, ?3) AND (o.send_by / 3600 > ?3 OR o.id > ?4)
          ORDER BY o.send_by / 3600, o.id"
     )
@@ -605,6 +610,39 @@ impl Tx<'_> {
     }
 }
 
+/// What a claim keeps of the candidates it looks at.
+struct Picked {
+    /// Leads already in this claim.
+    leads: std::collections::HashSet<i64>,
+    /// Entries to claim, in claim order.
+    kept: Vec<i64>,
+    /// Candidates for the next claim (a second stage of a lead already in
+    /// this one that its first does not hold back).
+    later: Vec<i64>,
+}
+
+impl Picked {
+    fn with_capacity(n: usize) -> Picked {
+        Picked {
+            leads: std::collections::HashSet::with_capacity(n),
+            kept: Vec::with_capacity(n),
+            later: Vec::new(),
+        }
+    }
+
+    /// Keeps, passes over (`blocked`: an earlier stage is unsent), or
+    /// leaves for later one candidate.
+    fn look(&mut self, walk: &mut Walk, id: i64, lead: i64, blocked: bool) {
+        if blocked {
+            walk.pass(id, lead);
+        } else if self.leads.insert(lead) {
+            self.kept.push(id);
+        } else {
+            self.later.push(id);
+        }
+    }
+}
+
 /// The columns of a claimed row.
 struct ClaimedRow {
     id: i64,
@@ -718,49 +756,32 @@ impl Outbox for SqliteOutbox {
         // leaves the queue. Stages of a lead that hold back neither (same
         // time, both outside the funnel) go one per claim.
         let mut walk = self.walks.remove(dataset_id).unwrap_or_default();
-        let mut leads = std::collections::HashSet::with_capacity(limit);
-        let mut rows = Vec::with_capacity(limit);
-        let mut later = Vec::new();
-        {
-            let mut by_id =
-                tx.prepare_cached(&format!("{CLAIM_SELECT} WHERE o.id = ?3 AND {CLAIMABLE}"))?;
-            for id in std::mem::take(&mut walk.recheck) {
-                if rows.len() >= limit {
-                    later.push(id);
-                    continue;
-                }
-                let mut found = by_id.query(params![dataset_id, now, id])?;
-                if let Some(r) = found.next()? {
-                    let lead: i64 = r.get(10)?;
-                    if r.get::<_, bool>(11)? {
-                        walk.pass(id, lead);
-                    } else if leads.insert(lead) {
-                        rows.push(entry(r)?);
-                    } else {
-                        later.push(id);
-                    }
-                }
+        let mut pick = Picked::with_capacity(limit);
+        let recheck = std::mem::take(&mut walk.recheck);
+        if !recheck.is_empty() {
+            let mut by_id = tx.prepare_cached(&format!(
+                "{CLAIM_PEEK} WHERE o.id IN rarray(?3) AND {CLAIMABLE} ORDER BY o.send_by / 3600, o.id"
+            ))?;
+            let mut found = by_id.query(params![dataset_id, now, id_array(&recheck)])?;
+            while let Some(r) = found.next()? {
+                pick.look(&mut walk, r.get(0)?, r.get(1)?, r.get(2)?);
             }
+        }
+        {
             let mut scan = tx.prepare_cached(&claim_scan())?;
             let mut restarted = false;
             loop {
                 let (hour, id) = walk.after.unwrap_or((i64::MIN, i64::MIN));
                 let mut found = scan.query(params![dataset_id, now, hour, id])?;
                 let mut at_end = false;
-                while rows.len() < limit {
+                while pick.kept.len() < limit {
                     let Some(r) = found.next()? else {
                         at_end = true;
                         break;
                     };
-                    let (id, lead): (i64, i64) = (r.get(0)?, r.get(10)?);
-                    walk.after = Some((r.get(12)?, id));
-                    if r.get::<_, bool>(11)? {
-                        walk.pass(id, lead);
-                    } else if leads.insert(lead) {
-                        rows.push(entry(r)?);
-                    } else {
-                        later.push(id);
-                    }
+                    let id: i64 = r.get(0)?;
+                    walk.after = Some((r.get(3)?, id));
+                    pick.look(&mut walk, id, r.get(1)?, r.get(2)?);
                 }
                 // The end of the queue: one new pass from the front, which
                 // also finds retries that came due and late arrivals.
@@ -771,13 +792,27 @@ impl Outbox for SqliteOutbox {
                 restarted = true;
             }
         }
+        // More than `limit` when the rechecks alone were more: the rest wait.
+        let Picked {
+            mut kept, later, ..
+        } = pick;
+        if kept.len() > limit {
+            walk.recheck.extend(kept.drain(limit..));
+        }
         walk.recheck.extend(later);
         self.walks.insert(dataset_id.to_string(), walk);
-        let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+        let mut rows = tx
+            .prepare_cached(&format!("{CLAIM_SELECT} WHERE o.id IN rarray(?1)"))?
+            .query_map([id_array(&kept)], entry)?
+            .collect::<Result<Vec<_>, _>>()?;
+        // In claim order.
+        let position: HashMap<i64, usize> =
+            kept.iter().enumerate().map(|(i, &id)| (id, i)).collect();
+        rows.sort_by_key(|r| position[&r.id]);
         tx.prepare_cached(
             "UPDATE outbox SET state = 'sending', lease_until = ?2 WHERE id IN rarray(?1)",
         )?
-        .execute(params![id_array(&ids), now + lease_secs])?;
+        .execute(params![id_array(&kept), now + lease_secs])?;
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
             let ClaimedRow {
@@ -1070,10 +1105,19 @@ mod tests {
             .collect::<Vec<_>>()
             .join("; ")
         };
-        let by_id = format!("{CLAIM_SELECT} WHERE o.id = ?3 AND {CLAIMABLE}");
+        let by_id = format!("{CLAIM_PEEK} WHERE o.id IN rarray(?3) AND {CLAIMABLE}");
+        let read = format!("{CLAIM_SELECT} WHERE o.id IN rarray(?1)");
         let scan = claim_scan();
         let sent = "UPDATE outbox SET state = 'sent' WHERE id IN rarray(?1) AND state = 'sending' RETURNING lead";
-        for sql in [&*scan, &by_id, RETAKE_LEASES, EXPIRE[0], EXPIRE[1], sent] {
+        for sql in [
+            &*scan,
+            &by_id,
+            &read,
+            RETAKE_LEASES,
+            EXPIRE[0],
+            EXPIRE[1],
+            sent,
+        ] {
             let p = plan(sql);
             assert!(
                 !p.contains("SCAN outbox")

@@ -23,7 +23,7 @@ use leadsignal_graph::{Credentials, GraphClient, SendOptions};
 use leadsignal_store::{Outbox, OutboxEntry, StoreError};
 use retry::RetryPolicy;
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
 
@@ -161,22 +161,47 @@ pub async fn send_due(
     let mut tasks: JoinSet<BatchResult> = JoinSet::new();
     let mut hold_until: Option<Instant> = None;
     let deadline = Instant::now() + cfg.max_wait;
+    // Batches claimed while all requests are in flight, so that a slot
+    // that frees sends at once instead of waiting for a claim (two: slots
+    // often free close together).
+    let mut ready: VecDeque<Vec<OutboxEntry>> = VecDeque::new();
+    let spawn = |tasks: &mut JoinSet<BatchResult>, entries: Vec<OutboxEntry>| {
+        let (client, cfg2) = (client.clone(), cfg.clone());
+        tasks.spawn(async move { run_batch(&client, &cfg2, entries).await });
+    };
     loop {
         let now_i = Instant::now();
         let held = hold_until.is_some_and(|t| t > now_i);
         let mut claimed_any = false;
         while report.paused.is_none() && !held && tasks.len() < cfg.in_flight.max(1) {
-            let entries =
-                store.claim(&cfg.dataset_id, cfg.batch_size, cfg.lease_secs, unix_now())?;
+            let entries = match ready.pop_front() {
+                Some(batch) => batch,
+                None => store.claim(&cfg.dataset_id, cfg.batch_size, cfg.lease_secs, unix_now())?,
+            };
             if entries.is_empty() {
                 break;
             }
             claimed_any = true;
-            let (client, cfg2) = (client.clone(), cfg.clone());
-            tasks.spawn(async move { run_batch(&client, &cfg2, entries).await });
+            spawn(&mut tasks, entries);
+        }
+        while report.paused.is_none()
+            && !held
+            && ready.len() < READY
+            && tasks.len() >= cfg.in_flight
+        {
+            let batch = store.claim(&cfg.dataset_id, cfg.batch_size, cfg.lease_secs, unix_now())?;
+            if batch.is_empty() {
+                break;
+            }
+            ready.push_back(batch);
         }
         if let Some(done) = tasks.join_next().await {
             let r = done.expect("a delivery task panicked");
+            if r.rate_limited == 0 && r.auth.is_none() {
+                if let Some(batch) = ready.pop_front() {
+                    spawn(&mut tasks, batch);
+                }
+            }
             if r.rate_limited > 0 {
                 // Stop calling until Meta's estimate (or the backoff) passes.
                 let wait = r
@@ -187,6 +212,9 @@ pub async fn send_due(
                     .unwrap_or_else(|| cfg.retry.wait(0, None));
                 hold_until = Some(Instant::now() + wait);
                 tracing::warn!(dataset = %cfg.dataset_id, wait_secs = wait.as_secs(), "rate limited by Meta: holding new requests");
+            }
+            if r.rate_limited > 0 || r.auth.is_some() {
+                give_back(store, &mut ready)?;
             }
             apply(store, cfg, r, &mut report)?;
             report.seconds = started.elapsed().as_secs_f64();
@@ -217,6 +245,7 @@ pub async fn send_due(
         hold_until = None;
         store.expire_due(unix_now())?;
     }
+    give_back(store, &mut ready)?;
     report.left_pending = store
         .status(unix_now())?
         .by_state
@@ -225,6 +254,21 @@ pub async fn send_due(
         .unwrap_or(0);
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
+}
+
+/// Batches claimed ahead of a free slot, at most.
+const READY: usize = 2;
+
+/// Gives batches claimed ahead back to the outbox, untouched.
+fn give_back(
+    store: &mut dyn Outbox,
+    ready: &mut VecDeque<Vec<OutboxEntry>>,
+) -> Result<(), StoreError> {
+    let ids: Vec<i64> = ready.drain(..).flatten().map(|e| e.id).collect();
+    if !ids.is_empty() {
+        store.unlease(&ids)?;
+    }
+    Ok(())
 }
 
 async fn run_batch(
