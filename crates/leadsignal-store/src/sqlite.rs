@@ -903,6 +903,10 @@ impl Outbox for SqliteOutbox {
                 "UPDATE outbox SET state = 'pending', lease_until = NULL WHERE id IN rarray(?1) AND state = 'sending'",
             )?
             .execute([id_array(ids)])?;
+        // Back at once, wherever the walks are.
+        for walk in self.walks.values_mut() {
+            walk.recheck.extend_from_slice(ids);
+        }
         Ok(())
     }
 

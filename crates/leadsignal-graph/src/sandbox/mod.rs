@@ -50,7 +50,8 @@ pub struct SandboxLead {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Faults {
-    /// Added to every answer.
+    /// Time from an events request to its answer (the sandbox's own work
+    /// included), as a distant Meta would take.
     pub latency_ms: u64,
     /// Share (0–1) of events requests answered with HTTP 500, code 2, transient.
     pub error_rate: f64,

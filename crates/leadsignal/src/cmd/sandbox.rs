@@ -27,7 +27,7 @@ pub struct Args {
     /// faults) instead of the flags above.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["app_secret"])]
     config_json: Option<std::path::PathBuf>,
-    /// Added latency per request (ms).
+    /// Time from an events request to its answer (ms), the sandbox's own work included.
     #[arg(long, default_value_t = 0)]
     latency_ms: u64,
     /// Share of requests answered HTTP 500 (0-1).
