@@ -2,14 +2,17 @@
 //!
 //! Turns what a CRM hands over into stage-change records, one at a time and
 //! with its position, so that a bad row is reported by file and line and
-//! never stops the good ones. This crate starts with files (CSV and JSONL in
-//! the record shape of DESIGN.md); CRM presets, webhooks and SQL polling
-//! build on the same [`SourceRow`].
+//! never stops the good ones: files (CSV and JSONL in the record shape of
+//! DESIGN.md, CRM presets), HTTP ingest bodies (`ingest`: records, HubSpot
+//! webhooks, Salesforce outbound messages) and Meta's Lead Ads webhook
+//! (`webhook`: subscription check, signature, leadgen changes).
 
 #![warn(missing_docs)]
 
 pub mod file;
+pub mod ingest;
 pub mod mapping;
+pub mod webhook;
 
 pub use file::{FileFormat, FileRows, SourceError};
 pub use mapping::{Mapping, PRESETS};

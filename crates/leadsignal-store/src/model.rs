@@ -118,6 +118,47 @@ pub struct EnqueueReport {
     pub rejected_by_rule: BTreeMap<String, u64>,
     /// Rows quarantined.
     pub rejected: u64,
+    /// What became of each item of the batch, in order.
+    #[serde(skip)]
+    pub items: Vec<ItemOutcome>,
+}
+
+/// What became of one item of an enqueued batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ItemOutcome {
+    /// Stored, ready to send (possibly with inferred earlier stages).
+    Accepted,
+    /// Already in the outbox: nothing added.
+    AlreadyKnown,
+    /// Stored, waiting for earlier stages (`hold`).
+    Held,
+    /// Quarantined.
+    Rejected,
+}
+
+/// The counters an item can move, to tell what it did.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Counts([u64; 3]);
+
+impl EnqueueReport {
+    pub(crate) fn clone_counts(&self) -> Counts {
+        Counts([self.accepted, self.already_known, self.held])
+    }
+
+    /// What the last item did, from the counters before it.
+    pub(crate) fn outcome_since(&self, before: Counts) -> ItemOutcome {
+        let [accepted, known, held] = before.0;
+        if self.accepted > accepted {
+            ItemOutcome::Accepted
+        } else if self.held > held {
+            ItemOutcome::Held
+        } else if self.already_known > known {
+            ItemOutcome::AlreadyKnown
+        } else {
+            ItemOutcome::Rejected
+        }
+    }
 }
 
 impl EnqueueReport {

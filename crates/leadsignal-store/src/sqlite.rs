@@ -695,6 +695,7 @@ impl Outbox for SqliteOutbox {
             report: EnqueueReport::default(),
         };
         for item in batch {
+            let before = t.report.clone_counts();
             match item {
                 Incoming::Event {
                     prepared,
@@ -730,6 +731,8 @@ impl Outbox for SqliteOutbox {
                     t.report.rejected += 1;
                 }
             }
+            let outcome = t.report.outcome_since(before);
+            t.report.items.push(outcome);
         }
         let report = std::mem::take(&mut t.report);
         drop(t);
