@@ -58,7 +58,7 @@ impl Default for IngestOptions {
 #[derive(Debug)]
 pub enum Item {
     /// A stage change (or why it cannot be read).
-    Row(SourceRow),
+    Row(Box<SourceRow>),
     /// Not a stage change (another HubSpot property, say): nothing to do.
     Ignored {
         /// Position.
@@ -152,11 +152,11 @@ fn records(body: &[u8], source: &str) -> Result<Vec<Item>, IngestError> {
                 };
                 vec![Violation::new(code, None, e.to_string())]
             });
-            Item::Row(SourceRow {
+            Item::Row(Box::new(SourceRow {
                 origin: Origin::new(source, i as u64 + 1),
                 fingerprint: fp,
                 record,
-            })
+            }))
         })
         .collect())
 }
@@ -194,11 +194,11 @@ fn hubspot(body: &[u8], opts: &IngestOptions, source: &str) -> Result<Vec<Item>,
             let e = match HubspotEvent::deserialize(&v) {
                 Ok(e) => e,
                 Err(err) => {
-                    return Item::Row(SourceRow {
+                    return Item::Row(Box::new(SourceRow {
                         origin,
                         fingerprint: fp,
                         record: Err(vec![Violation::new("json.field", None, err.to_string())]),
-                    })
+                    }))
                 }
             };
             let kind = e.subscription_type.as_deref().unwrap_or("");
@@ -219,11 +219,11 @@ fn hubspot(body: &[u8], opts: &IngestOptions, source: &str) -> Result<Vec<Item>,
                 changed_at: e.occurred_at.map(|ms| Scalar::Int((ms / 1000).into())),
                 ..Default::default()
             };
-            Item::Row(SourceRow {
+            Item::Row(Box::new(SourceRow {
                 origin,
                 fingerprint: fp,
                 record: Ok(record),
-            })
+            }))
         })
         .collect())
 }
@@ -343,11 +343,11 @@ fn salesforce_item(
     }
     let record = StageChangeRecord::deserialize(&Value::Object(map))
         .map_err(|e| vec![Violation::new("json.field", None, e.to_string())]);
-    Item::Row(SourceRow {
+    Item::Row(Box::new(SourceRow {
         origin,
         fingerprint: Sha256::of_bytes(&raw),
         record,
-    })
+    }))
 }
 
 /// Salesforce expects this answer to an outbound message; without it, it
@@ -362,7 +362,7 @@ mod tests {
         items
             .into_iter()
             .filter_map(|i| match i {
-                Item::Row(r) => Some(r),
+                Item::Row(r) => Some(*r),
                 Item::Ignored { .. } => None,
             })
             .collect()
