@@ -132,6 +132,14 @@ pub trait Outbox {
 
     /// Figures for `leadsignal status`.
     fn status(&self, now: i64) -> Result<Status, StoreError>;
+
+    /// One lead of a dataset by Meta lead ID: what is known of it and every
+    /// stage with its delivery state (hashed data only).
+    fn lead(&self, dataset_id: &str, lead_id: u64) -> Result<Option<LeadHistory>, StoreError>;
+
+    /// What an operator's dashboard shows beyond `status`: uploads per hour,
+    /// events closest to the cutoff, the latest errors, match-key coverage.
+    fn activity(&self, now: i64) -> Result<Activity, StoreError>;
 }
 
 /// Opens the outbox named by `store.url`, creating it if needed.

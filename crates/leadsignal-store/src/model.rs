@@ -271,6 +271,48 @@ pub struct Status {
     pub paused: Vec<Paused>,
     /// Most frequent reasons of quarantined and expired entries, with counts.
     pub delivery_errors: Vec<(String, u64)>,
+    /// Meta asks for uploads at least daily: set when events are pending and
+    /// nothing was accepted for 24 hours, or an event is within 24 hours of
+    /// its deadline.
+    pub warnings: Vec<String>,
+}
+
+impl Status {
+    /// Unsent entries (pending, held, being sent).
+    pub fn unsent(&self) -> u64 {
+        ["pending", "held", "sending"]
+            .iter()
+            .filter_map(|s| self.by_state.get(*s))
+            .sum()
+    }
+
+    /// Fills `warnings` (see there).
+    pub fn check_upload_cadence(&mut self, now: i64) {
+        self.warnings.clear();
+        let unsent = self.unsent();
+        if unsent > 0 {
+            let stale = self.last_sent_at.is_none_or(|t| now - t >= 86_400);
+            if stale {
+                self.warnings.push(match self.last_sent_at {
+                    Some(t) => format!(
+                        "no successful upload for {} hours while {unsent} events are waiting (Meta asks for at least one upload a day)",
+                        (now - t) / 3600
+                    ),
+                    None => format!(
+                        "nothing was ever uploaded while {unsent} events are waiting (Meta asks for at least one upload a day)"
+                    ),
+                });
+            }
+        }
+        if let Some(left) = self.seconds_to_next_expiry {
+            if left < 86_400 {
+                self.warnings.push(format!(
+                    "events expire within 24 hours (the most urgent in {} min): they are lost if not uploaded by then",
+                    left.max(0) / 60
+                ));
+            }
+        }
+    }
 }
 
 /// A dataset whose delivery is paused (token or permission problem).
@@ -282,4 +324,78 @@ pub struct Paused {
     pub reason: String,
     /// Since when (Unix seconds).
     pub since: i64,
+}
+
+/// One lead and its stages (`Outbox::lead`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LeadHistory {
+    /// Dataset.
+    pub dataset_id: String,
+    /// Meta lead ID.
+    pub lead_id: u64,
+    /// CRM record ID, when known.
+    pub crm_id: Option<String>,
+    /// Lead creation time (Unix seconds), when known.
+    pub created_at: Option<i64>,
+    /// First seen by leadsignal.
+    pub first_seen: i64,
+    /// Stages in funnel order.
+    pub stages: Vec<StageEntry>,
+}
+
+/// One stage of a lead and its delivery.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StageEntry {
+    /// `event_name`.
+    pub stage: String,
+    /// `event_time`.
+    pub event_time: i64,
+    /// `event_id`.
+    pub event_id: String,
+    /// Delivery state.
+    pub state: String,
+    /// Added by the `fill` policy.
+    pub inferred: bool,
+    /// Attempts so far.
+    pub attempts: i64,
+    /// Deadline.
+    pub send_by: i64,
+    /// When Meta accepted it.
+    pub sent_at: Option<i64>,
+    /// Meta's trace ID of the accepting request.
+    pub fbtrace_id: Option<String>,
+    /// The last error (Meta's code and message; never a token).
+    pub last_error: Option<String>,
+}
+
+/// Dashboard figures (`Outbox::activity`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Activity {
+    /// Events accepted by Meta per hour over the last 7 days: (hour start, count).
+    pub sent_per_hour: Vec<(i64, u64)>,
+    /// Unsent events whose deadline is within 24 hours: (stage, send_by, lead key), most urgent first (at most 20).
+    pub near_cutoff: Vec<(String, i64, String)>,
+    /// How many unsent events are within 24 hours of their deadline.
+    pub near_cutoff_count: u64,
+    /// The latest quarantined or expired entries: (stage, state, error), newest first (at most 20).
+    pub latest_errors: Vec<(String, String, String)>,
+    /// Match keys over the latest events (at most 10,000).
+    pub coverage: Coverage,
+}
+
+/// Share of events carrying each match key, and keys per event.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Coverage {
+    /// Events looked at.
+    pub events: u64,
+    /// With `lead_id`.
+    pub lead_id: u64,
+    /// With `em`.
+    pub em: u64,
+    /// With `ph`.
+    pub ph: u64,
+    /// With `fbc`.
+    pub fbc: u64,
+    /// Events by number of match keys (index = keys, capped at 10).
+    pub keys_histogram: Vec<u64>,
 }

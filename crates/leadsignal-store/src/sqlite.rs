@@ -1009,6 +1009,154 @@ impl Outbox for SqliteOutbox {
         Ok(n)
     }
 
+    fn lead(&self, dataset_id: &str, lead_id: u64) -> Result<Option<LeadHistory>, StoreError> {
+        let c = &self.conn;
+        let row = c
+            .prepare_cached(
+                "SELECT id, crm_id, created_at, first_seen FROM leads WHERE dataset_id = ?1 AND lead_key = ?2",
+            )?
+            .query_row(params![dataset_id, format!("lead_id:{lead_id}")], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, Option<String>>(1)?,
+                    r.get::<_, Option<i64>>(2)?,
+                    r.get::<_, i64>(3)?,
+                ))
+            });
+        let (id, crm_id, created_at, first_seen) = match row {
+            Ok(r) => r,
+            Err(rusqlite::Error::QueryReturnedNoRows) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let stages = c
+            .prepare_cached(
+                "SELECT stage, event_time, event_id, state, inferred, attempts, send_by, sent_at, fbtrace_id, last_error
+                   FROM outbox WHERE lead = ?1 ORDER BY event_time, stage_rank",
+            )?
+            .query_map([id], |r| {
+                Ok(StageEntry {
+                    stage: r.get(0)?,
+                    event_time: r.get(1)?,
+                    event_id: r.get(2)?,
+                    state: r.get(3)?,
+                    inferred: r.get::<_, i64>(4)? != 0,
+                    attempts: r.get(5)?,
+                    send_by: r.get(6)?,
+                    sent_at: r.get(7)?,
+                    fbtrace_id: r.get(8)?,
+                    last_error: r.get(9)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Some(LeadHistory {
+            dataset_id: dataset_id.to_string(),
+            lead_id,
+            crm_id,
+            created_at,
+            first_seen,
+            stages,
+        }))
+    }
+
+    fn activity(&self, now: i64) -> Result<Activity, StoreError> {
+        let c = &self.conn;
+        let sent_per_hour = c
+            .prepare_cached(
+                "SELECT sent_at / 3600 * 3600, count(*) FROM outbox
+                  WHERE state = 'sent' AND sent_at >= ?1 GROUP BY 1 ORDER BY 1",
+            )?
+            .query_map([now - 7 * 86_400], |r| {
+                Ok((r.get(0)?, r.get::<_, i64>(1)? as u64))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        // Unsent entries within 24 hours of their deadline, by state's index.
+        let mut near = Vec::new();
+        let mut count = 0u64;
+        for state in ["pending", "held", "sending"] {
+            let mut stmt = c.prepare_cached(
+                "SELECT o.stage, o.send_by, l.lead_key FROM outbox o JOIN leads l ON l.id = o.lead
+                  WHERE o.state = ?1 AND o.send_by / 3600 <= (?2 + 86400) / 3600 AND o.send_by <= ?2 + 86400
+                  ORDER BY o.send_by LIMIT 20",
+            )?;
+            near.extend(
+                stmt.query_map(params![state, now], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })?
+                .collect::<Result<Vec<(String, i64, String)>, _>>()?,
+            );
+            count += c
+                .prepare_cached(
+                    "SELECT count(*) FROM outbox WHERE state = ?1 AND send_by / 3600 <= (?2 + 86400) / 3600 AND send_by <= ?2 + 86400",
+                )?
+                .query_row(params![state, now], |r| r.get::<_, i64>(0))? as u64;
+        }
+        near.sort_by_key(|n| n.1);
+        near.truncate(20);
+        let latest_errors = c
+            .prepare_cached(
+                "SELECT stage, state, last_error FROM outbox
+                  WHERE state IN ('quarantined', 'expired', 'failed') AND last_error IS NOT NULL
+                  ORDER BY id DESC LIMIT 20",
+            )?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<Result<Vec<_>, _>>()?;
+        // Match keys of the 10,000 events with the latest deadlines.
+        let mut cov = Coverage {
+            keys_histogram: vec![0; 11],
+            ..Coverage::default()
+        };
+        let mut stmt = c.prepare_cached(
+            "SELECT id, payload, stage, event_time, event_id FROM outbox ORDER BY id DESC LIMIT 10000",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let (id, payload, stage, event_time, event_id): (i64, Vec<u8>, String, i64, String) =
+                (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?);
+            let e = crate::codec::decode(
+                &payload,
+                crate::codec::Columns {
+                    event_name: &stage,
+                    event_time,
+                    event_id: &event_id,
+                },
+            )
+            .map_err(|message| StoreError::Corrupt { id, message })?;
+            let u = &e.user_data;
+            cov.events += 1;
+            cov.lead_id += u.lead_id.is_some() as u64;
+            cov.em += !u.em.is_empty() as u64;
+            cov.ph += !u.ph.is_empty() as u64;
+            cov.fbc += u.fbc.is_some() as u64;
+            let keys = [
+                u.lead_id.is_some(),
+                !u.em.is_empty(),
+                !u.ph.is_empty(),
+                !u.fn_.is_empty(),
+                !u.ln.is_empty(),
+                !u.ge.is_empty(),
+                !u.db.is_empty(),
+                !u.ct.is_empty(),
+                !u.st.is_empty(),
+                !u.zp.is_empty(),
+                !u.country.is_empty(),
+                !u.external_id.is_empty(),
+                u.fbc.is_some(),
+                u.fbp.is_some(),
+            ]
+            .iter()
+            .filter(|&&k| k)
+            .count();
+            cov.keys_histogram[keys.min(10)] += 1;
+        }
+        Ok(Activity {
+            sent_per_hour,
+            near_cutoff: near,
+            near_cutoff_count: count,
+            latest_errors,
+            coverage: cov,
+        })
+    }
+
     fn status(&self, now: i64) -> Result<Status, StoreError> {
         let c = &self.conn;
         let mut s = Status::default();
@@ -1070,6 +1218,7 @@ impl Outbox for SqliteOutbox {
             let (e, n) = row?;
             s.delivery_errors.push((e, n as u64));
         }
+        s.check_upload_cadence(now);
         Ok(s)
     }
 }

@@ -42,7 +42,6 @@ pub struct Config {
     pub delivery: DeliveryConfig,
     /// `[server]` (used by `serve`).
     #[serde(default)]
-    #[allow(dead_code)]
     pub server: ServerConfig,
 }
 
@@ -280,15 +279,30 @@ impl Config {
 
 /// `[server]`
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-#[allow(dead_code)]
+#[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
     /// Listen address.
     pub listen: String,
-    /// Bearer token for `/v1/*` (use `env:NAME`).
+    /// Bearer token for `/v1/*` (use `env:NAME`); required by `serve`.
     pub api_token: Option<Secret>,
     /// Lead Ads webhook subscription token (use `env:NAME`).
     pub webhook_verify_token: Option<Secret>,
+    /// The stage a lead announced by the Lead Ads webhook starts at (default:
+    /// the funnel's first stage).
+    pub webhook_stage: Option<String>,
+    /// The HubSpot property holding the stage (`?format=hubspot`).
+    pub hubspot_stage_property: String,
+    /// The Salesforce field holding Meta's lead ID (`?format=salesforce`).
+    pub salesforce_lead_id_field: String,
+    /// Largest request body accepted (bytes).
+    pub max_body_bytes: usize,
+    /// How often the sender looks for due events (milliseconds).
+    pub flush_interval_ms: u64,
+    /// A folder whose CSV/JSONL files are imported, then moved to `done/`.
+    pub inbox_dir: Option<PathBuf>,
+    /// Show what the sandbox received at `/sandbox` (when `graph_url` is a
+    /// leadsignal sandbox).
+    pub sandbox_page: bool,
 }
 
 impl Default for ServerConfig {
@@ -297,6 +311,13 @@ impl Default for ServerConfig {
             listen: "127.0.0.1:8787".into(),
             api_token: None,
             webhook_verify_token: None,
+            webhook_stage: None,
+            hubspot_stage_property: "lifecyclestage".into(),
+            salesforce_lead_id_field: "Meta_Lead_ID__c".into(),
+            max_body_bytes: 4 << 20,
+            flush_interval_ms: 1000,
+            inbox_dir: None,
+            sandbox_page: false,
         }
     }
 }

@@ -6,6 +6,7 @@ mod config;
 mod report;
 mod secret;
 mod sender;
+mod server;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -64,6 +65,9 @@ enum Command {
     Sync(cmd::sync::Args),
     /// Show what the outbox holds.
     Status(cmd::status::Args),
+    /// Run always-on: HTTP ingest, Lead Ads webhook, continuous delivery,
+    /// metrics and a dashboard.
+    Serve(cmd::serve::Args),
     /// Run bundled sample CRM data through the whole path (no config needed).
     Demo(cmd::demo::Args),
     /// Measure events/second of prepare + serialization, and peak memory.
@@ -78,6 +82,7 @@ fn main() -> ExitCode {
         Command::Preview(a) => cmd::preview::run(cli.config.as_deref(), *a),
         Command::Validate(a) => cmd::validate::run(cli.config.as_deref(), a),
         Command::Import(a) => cmd::import::run(cli.config.as_deref(), a),
+        Command::Serve(a) => cmd::serve::run(cli.config.as_deref(), a),
         Command::Send(a) => cmd::send::run(cli.config.as_deref(), a),
         Command::Sandbox(a) => cmd::sandbox::run(*a),
         Command::Sync(a) => cmd::sync::run(cli.config.as_deref(), a),

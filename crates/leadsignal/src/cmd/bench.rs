@@ -21,6 +21,8 @@ enum What {
     Import(ImportArgs),
     /// Delivery of an outbox to the in-process sandbox with injected latency.
     Deliver(DeliverArgs),
+    /// Stage changes per second through `POST /v1/stage-changes`.
+    Ingest(super::bench_ingest::IngestArgs),
 }
 
 /// Deliver generated events from a SQLite outbox to the sandbox (batches of
@@ -74,7 +76,7 @@ fn rate(events: u64, f: &mut dyn FnMut()) -> f64 {
 }
 
 /// Peak resident memory of this process (VmHWM), in MiB.
-fn peak_rss_mib() -> Option<f64> {
+pub fn peak_rss_mib() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let kb: f64 = status
         .lines()
@@ -91,6 +93,7 @@ pub fn run(a: Args) -> anyhow::Result<std::process::ExitCode> {
         What::Prepare(p) => prepare_bench(p),
         What::Import(i) => import_bench(i),
         What::Deliver(d) => deliver_bench(d),
+        What::Ingest(i) => super::bench_ingest::run(i),
     }
 }
 

@@ -1,12 +1,14 @@
 //! One module per command.
 
 pub mod bench;
+pub mod bench_ingest;
 pub mod demo;
 pub mod hash;
 pub mod import;
 pub mod preview;
 pub mod sandbox;
 pub mod send;
+pub mod serve;
 pub mod status;
 pub mod sync;
 pub mod validate;

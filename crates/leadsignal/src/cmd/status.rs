@@ -40,6 +40,9 @@ pub fn run(config: Option<&Path>, a: Args) -> anyhow::Result<ExitCode> {
             p.reason
         )?;
     }
+    for w in &s.warnings {
+        writeln!(out, "!! {w}")?;
+    }
     let states: Vec<String> = s.by_state.iter().map(|(k, v)| format!("{k} {v}")).collect();
     writeln!(
         out,

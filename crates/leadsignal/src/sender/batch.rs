@@ -36,6 +36,8 @@ pub struct BatchResult {
     pub rate_limited: u64,
     /// Requests made.
     pub requests: u64,
+    /// Time from the first request to the last answer.
+    pub seconds: f64,
 }
 
 /// Sends `batch`, bisecting on rejection. In a test send, rejected events are

@@ -52,6 +52,15 @@ pub struct SenderConfig {
     /// How long to wait for scheduled retries before returning with
     /// entries still pending (they stay in the outbox for the next run).
     pub max_wait: Duration,
+    /// Set to true to stop: no new claims; requests in flight finish, and
+    /// batches claimed ahead are given back.
+    pub stop: Option<tokio::sync::watch::Receiver<bool>>,
+}
+
+impl SenderConfig {
+    fn stopping(&self) -> bool {
+        self.stop.as_ref().is_some_and(|r| *r.borrow())
+    }
 }
 
 impl SenderConfig {
@@ -80,6 +89,7 @@ impl SenderConfig {
             test_limit: 100,
             partner_agent: None,
             max_wait: Duration::from_secs(d.max_wait_secs),
+            stop: None,
         }
     }
 }
@@ -111,6 +121,8 @@ pub struct SendReport {
     pub paused: Option<String>,
     /// Due entries left for a later run (retry scheduled after `max_wait`).
     pub left_pending: u64,
+    /// Time the last finished batch took, its bisection steps included.
+    pub last_batch_seconds: f64,
     /// Wall time.
     pub seconds: f64,
 }
@@ -124,7 +136,7 @@ fn unix_now() -> i64 {
 /// Delivers everything due for one dataset, then returns. `progress` is
 /// called after every finished batch.
 pub async fn send_due(
-    store: &mut dyn Outbox,
+    store: &mut (dyn Outbox + Send),
     client: &GraphClient,
     cfg: &SenderConfig,
     mut progress: impl FnMut(&SendReport),
@@ -171,7 +183,10 @@ pub async fn send_due(
     };
     loop {
         let now_i = Instant::now();
-        let held = hold_until.is_some_and(|t| t > now_i);
+        let held = hold_until.is_some_and(|t| t > now_i) || cfg.stopping();
+        if cfg.stopping() {
+            give_back(store, &mut ready)?;
+        }
         let mut claimed_any = false;
         while report.paused.is_none() && !held && tasks.len() < cfg.in_flight.max(1) {
             let entries = match ready.pop_front() {
@@ -226,7 +241,7 @@ pub async fn send_due(
         }
         // Nothing in flight and nothing claimable now: wait for the next
         // scheduled retry if it comes before `max_wait` runs out.
-        if report.paused.is_some() {
+        if report.paused.is_some() || cfg.stopping() {
             break;
         }
         let next = store.next_attempt_at(&cfg.dataset_id, unix_now())?;
@@ -284,7 +299,10 @@ async fn run_batch(
         test_event_code: cfg.test_event_code.as_deref(),
         partner_agent: cfg.partner_agent.as_deref(),
     };
-    deliver(client, &cfg.creds, opts, batch, unix_now).await
+    let started = Instant::now();
+    let mut r = deliver(client, &cfg.creds, opts, batch, unix_now).await;
+    r.seconds = started.elapsed().as_secs_f64();
+    r
 }
 
 /// Records a batch's outcome in the outbox and the report.
@@ -296,6 +314,7 @@ fn apply(
 ) -> Result<(), StoreError> {
     let now = unix_now();
     report.requests += r.requests;
+    report.last_batch_seconds = r.seconds;
     report.rate_limited_requests += r.rate_limited;
     for (ids, trace) in &r.accepted {
         store.mark_sent(ids, trace.as_deref(), now)?;
@@ -357,7 +376,7 @@ fn apply(
 
 /// Sends up to `test_limit` due events once to Test Events.
 async fn test_send(
-    store: &mut dyn Outbox,
+    store: &mut (dyn Outbox + Send),
     client: &GraphClient,
     cfg: &SenderConfig,
     report: &mut SendReport,

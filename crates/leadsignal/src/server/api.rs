@@ -1,0 +1,99 @@
+//! Read-only endpoints: one lead, the outbox status, health and readiness.
+
+use super::{bearer_ok, problem, AppState};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use leadsignal_core::LeadId;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+/// One lead: stage history and delivery state (hashed data only).
+#[utoipa::path(
+    get,
+    path = "/v1/leads/{lead_id}",
+    params(("lead_id" = String, Path, description = "Meta lead ID (15–17 digits)")),
+    responses(
+        (status = 200, description = "The lead", body = Object),
+        (status = 400, description = "Not a lead ID", body = super::Problem),
+        (status = 401, description = "Missing or wrong bearer token", body = super::Problem),
+        (status = 404, description = "Unknown lead", body = super::Problem),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn lead(
+    State(st): State<Arc<AppState>>,
+    Path(lead_id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if !bearer_ok(&st, &headers) {
+        return problem(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
+    }
+    let id = match LeadId::parse(&lead_id) {
+        Ok(id) => id,
+        Err(e) => return problem(StatusCode::BAD_REQUEST, &format!("lead_id: {e}")),
+    };
+    let dataset = st.pc.dataset_id.clone();
+    match st.read(move |s| s.lead(&dataset, id.get())).await {
+        Ok(Some(l)) => Json(l).into_response(),
+        Ok(None) => problem(StatusCode::NOT_FOUND, "no such lead in this dataset"),
+        Err(e) => problem(StatusCode::SERVICE_UNAVAILABLE, &e),
+    }
+}
+
+/// The figures of `leadsignal status`, with the upload-cadence warnings.
+#[utoipa::path(
+    get,
+    path = "/v1/status",
+    responses(
+        (status = 200, description = "Outbox status", body = Object),
+        (status = 401, description = "Missing or wrong bearer token", body = super::Problem),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn status(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Response {
+    if !bearer_ok(&st, &headers) {
+        return problem(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
+    }
+    match st.read(|s| s.status(super::unix_now())).await {
+        Ok(s) => Json(s).into_response(),
+        Err(e) => problem(StatusCode::SERVICE_UNAVAILABLE, &e),
+    }
+}
+
+/// The process answers.
+#[utoipa::path(get, path = "/healthz", responses((status = 200, description = "Alive", body = String, content_type = "text/plain")))]
+pub async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// The store is reachable and delivery is not paused.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    responses(
+        (status = 200, description = "Ready", body = String, content_type = "text/plain"),
+        (status = 503, description = "Store unreachable, delivery paused, or shutting down", body = super::Problem),
+    )
+)]
+pub async fn readyz(State(st): State<Arc<AppState>>) -> Response {
+    if st.stopping.load(Ordering::Relaxed) {
+        return problem(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
+    }
+    let dataset = st.pc.dataset_id.clone();
+    match st.read(move |s| s.paused(&dataset)).await {
+        Ok(None) => (StatusCode::OK, "ready").into_response(),
+        Ok(Some(p)) => problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &format!(
+                "delivery to dataset {} is paused: {}",
+                p.dataset_id, p.reason
+            ),
+        ),
+        Err(e) => problem(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &format!("store unreachable: {e}"),
+        ),
+    }
+}

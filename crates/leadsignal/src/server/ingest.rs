@@ -1,0 +1,270 @@
+//! `POST /v1/stage-changes`: stage changes pushed by a CRM, answered item
+//! by item (accepted, already known, held, ignored, or rejected with field
+//! and rule). Raw contact data is hashed here, before anything is stored.
+
+use super::{bearer_ok, problem, AppState};
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use leadsignal_core::{prepare, Origin, Violation};
+use leadsignal_sources::ingest::{self, IngestFormat, Item};
+use leadsignal_store::{Incoming, ItemOutcome};
+use serde::{Deserialize, Serialize};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+/// `?format=`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+pub struct FormatQuery {
+    /// `records` (default), `hubspot` or `salesforce`.
+    pub format: Option<String>,
+}
+
+/// The answer to a batch of stage changes.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct IngestAnswer {
+    /// Items in the body.
+    pub received: usize,
+    /// Stored, ready to send.
+    pub accepted: usize,
+    /// Already in the outbox: nothing added.
+    pub already_known: usize,
+    /// Stored, waiting for earlier stages (`hold` policy).
+    pub held: usize,
+    /// Not stage changes (e.g. another HubSpot property).
+    pub ignored: usize,
+    /// Rejected (and quarantined), with field and rule.
+    pub rejected: usize,
+    /// One entry per item, in order.
+    pub items: Vec<ItemAnswer>,
+}
+
+/// What became of one item.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ItemAnswer {
+    /// 1-based position in the body.
+    pub item: u64,
+    /// `accepted`, `already_known`, `held`, `ignored` or `rejected`.
+    pub status: String,
+    /// The stage as Meta receives it (`event_name`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_name: Option<String>,
+    /// The deterministic `event_id`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<String>,
+    /// Why it was rejected or ignored.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub errors: Vec<ItemError>,
+}
+
+/// One reason an item was rejected (never a raw contact value).
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ItemError {
+    /// Record field, when the rule concerns one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// Rule code (stable).
+    pub rule: String,
+    /// Explanation.
+    pub message: String,
+}
+
+fn errors(v: &[Violation]) -> Vec<ItemError> {
+    v.iter()
+        .map(|v| ItemError {
+            field: v.field.map(str::to_string),
+            rule: v.code.to_string(),
+            message: v.message.clone(),
+        })
+        .collect()
+}
+
+/// Stage changes as JSON records (one object or an array), or a CRM's own
+/// webhook shape with `?format=hubspot|salesforce`.
+#[utoipa::path(
+    post,
+    path = "/v1/stage-changes",
+    params(FormatQuery),
+    request_body(content = String, description = "A stage-change record, an array of them, a HubSpot webhook delivery (`?format=hubspot`) or a Salesforce outbound message (`?format=salesforce`, XML)", content_type = "application/json"),
+    responses(
+        (status = 200, description = "Every item answered", body = IngestAnswer),
+        (status = 400, description = "Malformed body or unknown format", body = super::Problem),
+        (status = 401, description = "Missing or wrong bearer token", body = super::Problem),
+        (status = 413, description = "Body too large"),
+        (status = 503, description = "The outbox cannot be written", body = super::Problem),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn stage_changes(
+    State(st): State<Arc<AppState>>,
+    Query(q): Query<FormatQuery>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let format = match IngestFormat::parse(q.format.as_deref().unwrap_or("")) {
+        Some(f) => f,
+        None => {
+            return problem(
+                StatusCode::BAD_REQUEST,
+                "unknown format: use records, hubspot or salesforce",
+            )
+        }
+    };
+    receive(st, format, headers, body).await
+}
+
+/// `POST /v1/stage-changes/hubspot`.
+pub async fn hubspot(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
+    receive(st, IngestFormat::Hubspot, headers, body).await
+}
+
+/// `POST /v1/stage-changes/salesforce`.
+pub async fn salesforce(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    receive(st, IngestFormat::Salesforce, headers, body).await
+}
+
+async fn receive(
+    st: Arc<AppState>,
+    format: IngestFormat,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if !bearer_ok(&st, &headers) {
+        return problem(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
+    }
+    if st.stopping.load(Ordering::Relaxed) {
+        return problem(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
+    }
+    // A stable source name: the same bad item sent again is quarantined once.
+    let source = match format {
+        IngestFormat::Records => "http",
+        IngestFormat::Hubspot => "http:hubspot",
+        IngestFormat::Salesforce => "http:salesforce",
+    };
+    let items = match ingest::parse(&body, format, &st.ingest, source) {
+        Ok(items) => items,
+        Err(e) => return problem(StatusCode::BAD_REQUEST, &e.to_string()),
+    };
+    let now = super::unix_now();
+    // Prepare (hash) every item; keep what each becomes for the answer.
+    let mut answers: Vec<ItemAnswer> = Vec::with_capacity(items.len());
+    let mut stored: Vec<Incoming> = Vec::with_capacity(items.len());
+    let mut stored_at: Vec<usize> = Vec::with_capacity(items.len());
+    for (i, item) in items.into_iter().enumerate() {
+        let n = i as u64 + 1;
+        let row = match item {
+            Item::Ignored { reason, .. } => {
+                answers.push(ItemAnswer {
+                    item: n,
+                    status: "ignored".into(),
+                    event_name: None,
+                    event_id: None,
+                    errors: vec![ItemError {
+                        field: None,
+                        rule: "ingest.not_a_stage_change".into(),
+                        message: reason,
+                    }],
+                });
+                continue;
+            }
+            Item::Row(row) => *row,
+        };
+        let fingerprint = row.fingerprint.to_string();
+        let incoming = match row.into_stage_change() {
+            Err((origin, violations)) => Err((origin, violations)),
+            Ok(sc) => match prepare(&sc, &st.pc, now) {
+                Ok(p) => Ok(Incoming::event(p, sc.origin, sc.crm_id, sc.lead_created_at)),
+                Err(v) => Err((sc.origin, v)),
+            },
+        };
+        let (answer, incoming) = match incoming {
+            Ok(inc) => {
+                let (name, id) = match &inc {
+                    Incoming::Event { prepared, .. } => (
+                        prepared.event.event_name.to_string(),
+                        prepared.event.event_id.as_str().to_string(),
+                    ),
+                    Incoming::Rejected { .. } => unreachable!("built as an event"),
+                };
+                (
+                    ItemAnswer {
+                        item: n,
+                        status: String::new(),
+                        event_name: Some(name),
+                        event_id: Some(id),
+                        errors: Vec::new(),
+                    },
+                    inc,
+                )
+            }
+            Err((origin, violations)) => (
+                ItemAnswer {
+                    item: n,
+                    status: String::new(),
+                    event_name: None,
+                    event_id: None,
+                    errors: errors(&violations),
+                },
+                rejected(origin, fingerprint, violations),
+            ),
+        };
+        stored_at.push(answers.len());
+        answers.push(answer);
+        stored.push(incoming);
+    }
+    let outcomes = match st.writer.write(stored).await {
+        Ok(o) => o,
+        Err(e) => {
+            tracing::error!(error = %e, "stage changes not stored");
+            return problem(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the outbox cannot be written; nothing was stored, send again",
+            );
+        }
+    };
+    for (at, outcome) in stored_at.into_iter().zip(outcomes) {
+        answers[at].status = match outcome {
+            ItemOutcome::Accepted => "accepted",
+            ItemOutcome::AlreadyKnown => "already_known",
+            ItemOutcome::Held => "held",
+            ItemOutcome::Rejected => "rejected",
+        }
+        .into();
+    }
+    let count = |s: &str| answers.iter().filter(|a| a.status == s).count();
+    let answer = IngestAnswer {
+        received: answers.len(),
+        accepted: count("accepted"),
+        already_known: count("already_known"),
+        held: count("held"),
+        ignored: count("ignored"),
+        rejected: count("rejected"),
+        items: answers,
+    };
+    st.metrics.ingested(&answer);
+    if format == IngestFormat::Salesforce {
+        // Salesforce wants its acknowledgement, or it delivers again.
+        return (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "text/xml; charset=utf-8")],
+            ingest::SALESFORCE_ACK,
+        )
+            .into_response();
+    }
+    Json(answer).into_response()
+}
+
+/// A rejected item for the quarantine.
+pub fn rejected(origin: Origin, fingerprint: String, violations: Vec<Violation>) -> Incoming {
+    Incoming::Rejected {
+        origin,
+        fingerprint,
+        violations,
+    }
+}

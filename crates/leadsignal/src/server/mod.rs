@@ -1,0 +1,335 @@
+//! `leadsignal serve`: one process that receives stage changes (HTTP API,
+//! Lead Ads webhook, files dropped in a folder), delivers continuously, and
+//! shows an operator what is going on (status API, Prometheus metrics,
+//! dashboard).
+//!
+//! - `writer.rs`: the one thread writing received items to the outbox.
+//! - `ingest.rs`: `POST /v1/stage-changes`.
+//! - `webhook.rs`: `GET/POST /webhooks/meta`.
+//! - `api.rs`: leads, status, health.
+//! - `metrics.rs`, `dashboard.rs`: what an operator looks at.
+//! - `background.rs`: the sender loop and the folder poller.
+
+mod api;
+mod background;
+mod dashboard;
+pub mod ingest;
+mod metrics;
+mod webhook;
+mod writer;
+
+use crate::config::Config;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use leadsignal_core::PrepareConfig;
+use leadsignal_sources::ingest::IngestOptions;
+use leadsignal_store::{Outbox, StoreError};
+use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use utoipa::OpenApi;
+
+pub use writer::Writer;
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Everything the handlers share.
+pub struct AppState {
+    /// How stage changes become events.
+    pub pc: Arc<PrepareConfig>,
+    /// Settings of the CRM-specific shapes.
+    pub ingest: IngestOptions,
+    /// Writes to the outbox.
+    pub writer: Writer,
+    /// Reads from the outbox (status, leads, dashboard).
+    reader: Mutex<Box<dyn Outbox + Send>>,
+    /// Bearer token for `/v1/*`.
+    api_token: String,
+    /// Lead Ads webhook subscription token.
+    verify_token: Option<String>,
+    /// App secret (webhook signatures).
+    app_secret: Option<String>,
+    /// The stage a webhook lead starts at.
+    webhook_stage: String,
+    /// Counters.
+    pub metrics: metrics::Metrics,
+    /// Set on SIGTERM/SIGINT.
+    pub stopping: AtomicBool,
+    /// Where the sandbox is, when Meta is the sandbox (dashboard page).
+    sandbox_url: Option<String>,
+}
+
+impl AppState {
+    /// Runs a read on the reader connection, off the async threads.
+    async fn read<T: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&mut dyn Outbox) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, String> {
+        let st = Arc::clone(self);
+        tokio::task::spawn_blocking(move || {
+            let mut guard = st
+                .reader
+                .lock()
+                .map_err(|_| "store lock poisoned".to_string())?;
+            f(guard.as_mut()).map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| e.to_string())?
+    }
+}
+
+/// An error answer: `{"error": "..."}`.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Problem {
+    /// What is wrong.
+    pub error: String,
+}
+
+/// An error answer with `status`.
+pub fn problem(status: StatusCode, message: &str) -> Response {
+    (
+        status,
+        Json(Problem {
+            error: message.to_string(),
+        }),
+    )
+        .into_response()
+}
+
+/// `Authorization: Bearer <[server] api_token>`, compared in constant time.
+fn bearer_ok(st: &AppState, headers: &HeaderMap) -> bool {
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    leadsignal_graph::proof::constant_time_eq(given.as_bytes(), st.api_token.as_bytes())
+        && !st.api_token.is_empty()
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "leadsignal", description = "CRM stage changes in, Meta Conversion Leads events out."),
+    paths(
+        ingest::stage_changes,
+        api::lead,
+        api::status,
+        api::healthz,
+        api::readyz,
+        webhook::verify,
+        webhook::deliver,
+    ),
+    components(schemas(Problem, ingest::IngestAnswer, ingest::ItemAnswer, ingest::ItemError, webhook::WebhookAnswer)),
+    modifiers(&Bearer)
+)]
+struct ApiDoc;
+
+struct Bearer;
+
+impl utoipa::Modify for Bearer {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let c = openapi.components.get_or_insert_with(Default::default);
+        c.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The OpenAPI document of the HTTP API.
+pub fn openapi_json() -> String {
+    ApiDoc::openapi()
+        .to_pretty_json()
+        .expect("the OpenAPI document serializes")
+}
+
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], openapi_json()).into_response()
+}
+
+/// The routes.
+pub fn router(st: Arc<AppState>, max_body_bytes: usize) -> Router {
+    Router::new()
+        .route("/v1/stage-changes", post(ingest::stage_changes))
+        .route("/v1/stage-changes/hubspot", post(ingest::hubspot))
+        .route("/v1/stage-changes/salesforce", post(ingest::salesforce))
+        .route("/v1/leads/{lead_id}", get(api::lead))
+        .route("/v1/status", get(api::status))
+        .route("/healthz", get(api::healthz))
+        .route("/readyz", get(api::readyz))
+        .route(
+            "/webhooks/meta",
+            get(webhook::verify).post(webhook::deliver),
+        )
+        .route("/metrics", get(metrics_text))
+        .route("/openapi.json", get(openapi))
+        .route("/", get(dashboard::page))
+        .route("/sandbox", get(dashboard::sandbox_page))
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .with_state(st)
+}
+
+async fn metrics_text(axum::extract::State(st): axum::extract::State<Arc<AppState>>) -> Response {
+    let now = unix_now();
+    match st.read(move |s| s.status(now)).await {
+        Ok(status) => (
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            st.metrics.render(&status, now),
+        )
+            .into_response(),
+        Err(e) => problem(StatusCode::SERVICE_UNAVAILABLE, &e),
+    }
+}
+
+/// A running server (for `serve` and tests).
+pub struct Server {
+    /// The address it listens on.
+    pub addr: std::net::SocketAddr,
+    stop: tokio::sync::watch::Sender<bool>,
+    state: Arc<AppState>,
+    done: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Server {
+    /// Asks the server to stop (as SIGTERM does) and waits until it has:
+    /// no new requests, in-flight deliveries finished or given back, every
+    /// accepted item written.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        self.state.stopping.store(true, Ordering::SeqCst);
+        drop(self.state);
+        let _ = self.stop.send(true);
+        self.done.await?
+    }
+
+    /// Waits until the server stops by itself (a signal).
+    pub async fn wait(self) -> anyhow::Result<()> {
+        drop(self.state);
+        self.done.await?
+    }
+}
+
+/// Starts `serve` with `cfg` on `listen` (port 0: any free port).
+pub async fn start(cfg: Config, listen: &str) -> anyhow::Result<Server> {
+    let api_token = cfg
+        .server
+        .api_token
+        .as_ref()
+        .map(|s| s.expose().to_string())
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "[server] api_token is required by serve (set it, e.g. api_token = \"env:LEADSIGNAL_API_TOKEN\")"
+            )
+        })?;
+    let pc = Arc::new(cfg.prepare_config_for_outbox()?);
+    let writer_store = leadsignal_store::open(&cfg.store.url)?;
+    let reader = leadsignal_store::open(&cfg.store.url)?;
+    let (writer, writer_thread) = Writer::start(
+        Box::new(writer_store),
+        Arc::clone(&pc),
+        cfg.funnel.missing_stages,
+    );
+    let webhook_stage = cfg
+        .server
+        .webhook_stage
+        .clone()
+        .or_else(|| cfg.funnel.stages.first().map(|s| s.name.to_string()))
+        .unwrap_or_else(|| "Lead".into());
+    let state = Arc::new(AppState {
+        pc: Arc::clone(&pc),
+        ingest: IngestOptions {
+            hubspot_stage_property: cfg.server.hubspot_stage_property.clone(),
+            salesforce_lead_id_field: cfg.server.salesforce_lead_id_field.clone(),
+        },
+        writer,
+        reader: Mutex::new(Box::new(reader)),
+        api_token,
+        verify_token: cfg
+            .server
+            .webhook_verify_token
+            .as_ref()
+            .map(|s| s.expose().to_string()),
+        app_secret: cfg.meta.app_secret.as_ref().map(|s| s.expose().to_string()),
+        webhook_stage,
+        metrics: metrics::Metrics::new(&pc.dataset_id),
+        stopping: AtomicBool::new(false),
+        sandbox_url: cfg.server.sandbox_page.then(|| cfg.meta.graph_url.clone()),
+    });
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+    let addr = listener.local_addr()?;
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let app = router(Arc::clone(&state), cfg.server.max_body_bytes);
+    let background = background::start(&cfg, Arc::clone(&state), stop_rx.clone())?;
+    let (mut stop2, state2) = (stop_rx, Arc::clone(&state));
+    let state_handle = Arc::clone(&state);
+    let stop_all = stop.clone();
+    let done = tokio::spawn(async move {
+        let stopped = async move {
+            tokio::select! {
+                _ = stop2.wait_for(|s| *s) => {}
+                _ = signal() => {
+                    tracing::info!("stopping: no new requests; finishing deliveries in flight");
+                }
+            }
+            state2.stopping.store(true, Ordering::SeqCst);
+        };
+        axum::serve(listener, app)
+            .with_graceful_shutdown(stopped)
+            .await?;
+        // No more requests: stop the background work (deliveries in flight
+        // finish or are given back), then let the writer drain and end.
+        state.stopping.store(true, Ordering::SeqCst);
+        let _ = stop_all.send(true);
+        background.await?;
+        drop(state);
+        tokio::task::spawn_blocking(move || writer_thread.join())
+            .await?
+            .map_err(|_| anyhow::anyhow!("the outbox writer panicked"))?;
+        tracing::info!("stopped");
+        anyhow::Ok(())
+    });
+    tracing::info!(%addr, "serving");
+    Ok(Server {
+        addr,
+        stop,
+        state: state_handle,
+        done,
+    })
+}
+
+async fn signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(t) => t,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

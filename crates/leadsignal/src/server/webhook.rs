@@ -1,0 +1,133 @@
+//! `GET/POST /webhooks/meta`: Meta's Lead Ads webhook. New leads are stored
+//! with their creation time and the funnel's first stage as their first
+//! event ("every stage, including the initial lead stage").
+
+use super::{problem, AppState};
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use leadsignal_core::{prepare, Origin, StageChange};
+use leadsignal_sources::webhook::{self, WebhookError};
+use leadsignal_store::{Incoming, ItemOutcome};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Meta's subscription check.
+#[utoipa::path(
+    get,
+    path = "/webhooks/meta",
+    params(
+        ("hub.mode" = String, Query, description = "subscribe"),
+        ("hub.verify_token" = String, Query, description = "[server] webhook_verify_token"),
+        ("hub.challenge" = String, Query, description = "echoed back"),
+    ),
+    responses(
+        (status = 200, description = "The challenge, as text", body = String, content_type = "text/plain"),
+        (status = 403, description = "Wrong mode or token", body = super::Problem),
+    )
+)]
+pub async fn verify(
+    State(st): State<Arc<AppState>>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let expected = st.verify_token.as_deref().unwrap_or("");
+    match webhook::verify_subscription(
+        q.get("hub.mode").map(String::as_str),
+        q.get("hub.verify_token").map(String::as_str),
+        q.get("hub.challenge").map(String::as_str),
+        expected,
+    ) {
+        Ok(challenge) => (StatusCode::OK, challenge).into_response(),
+        Err(e) => problem(StatusCode::FORBIDDEN, &e.to_string()),
+    }
+}
+
+/// What a delivery did.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct WebhookAnswer {
+    /// New leads stored.
+    pub new_leads: usize,
+    /// Leads already known (a repeated delivery).
+    pub already_known: usize,
+    /// Leads whose first stage could not be stored, with the rule.
+    pub rejected: usize,
+}
+
+/// A delivery: signature checked before anything else.
+#[utoipa::path(
+    post,
+    path = "/webhooks/meta",
+    request_body(content = String, description = "Meta's webhook payload (object=page, leadgen changes)", content_type = "application/json"),
+    params(("X-Hub-Signature-256" = String, Header, description = "sha256=HMAC of the body with the app secret")),
+    responses(
+        (status = 200, description = "Stored", body = WebhookAnswer),
+        (status = 400, description = "Not a webhook payload", body = super::Problem),
+        (status = 403, description = "Unsigned or forged", body = super::Problem),
+        (status = 503, description = "Not stored; Meta delivers again", body = super::Problem),
+    )
+)]
+pub async fn deliver(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
+    let Some(secret) = st.app_secret.as_deref() else {
+        return problem(
+            StatusCode::FORBIDDEN,
+            "no [meta] app_secret configured: webhook deliveries cannot be verified",
+        );
+    };
+    let sig = headers
+        .get("x-hub-signature-256")
+        .and_then(|v| v.to_str().ok());
+    if let Err(e) = webhook::verify_signature(secret.as_bytes(), &body, sig) {
+        st.metrics.webhook("refused");
+        tracing::warn!(error = %e, "webhook delivery refused");
+        return problem(StatusCode::FORBIDDEN, &e.to_string());
+    }
+    let leads = match webhook::parse_leadgen(&body) {
+        Ok(l) => l,
+        Err(e @ WebhookError::Malformed(_)) => {
+            st.metrics.webhook("malformed");
+            return problem(StatusCode::BAD_REQUEST, &e.to_string());
+        }
+        Err(e) => return problem(StatusCode::BAD_REQUEST, &e.to_string()),
+    };
+    let now = super::unix_now();
+    let source = "webhook:meta";
+    let mut items = Vec::with_capacity(leads.len());
+    for (i, l) in leads.iter().enumerate() {
+        let origin = Origin::new(source, i as u64 + 1);
+        let sc = StageChange {
+            lead_id: Some(l.lead_id),
+            stage: st.webhook_stage.clone(),
+            changed_at: l.created_time.unwrap_or(now),
+            lead_created_at: l.created_time,
+            origin: origin.clone(),
+            ..Default::default()
+        };
+        items.push(match prepare(&sc, &st.pc, now) {
+            Ok(p) => Incoming::event(p, origin, None, l.created_time),
+            Err(v) => super::ingest::rejected(origin, format!("leadgen:{}", l.lead_id.get()), v),
+        });
+    }
+    let outcomes = match st.writer.write(items).await {
+        Ok(o) => o,
+        Err(e) => {
+            tracing::error!(error = %e, "webhook leads not stored");
+            return problem(StatusCode::SERVICE_UNAVAILABLE, "not stored; deliver again");
+        }
+    };
+    let count = |o: ItemOutcome| outcomes.iter().filter(|&&x| x == o).count();
+    let answer = WebhookAnswer {
+        new_leads: count(ItemOutcome::Accepted) + count(ItemOutcome::Held),
+        already_known: count(ItemOutcome::AlreadyKnown),
+        rejected: count(ItemOutcome::Rejected),
+    };
+    st.metrics.webhook("accepted");
+    tracing::info!(
+        new = answer.new_leads,
+        known = answer.already_known,
+        "Lead Ads webhook delivery stored"
+    );
+    Json(answer).into_response()
+}

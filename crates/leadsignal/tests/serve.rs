@@ -1,0 +1,579 @@
+//! `leadsignal serve` as a process on 127.0.0.1, with the sandbox as Meta:
+//! every endpoint, auth, idempotency, the webhook's verification and
+//! signature paths, continuous delivery, metrics, the inbox folder, and a
+//! SIGTERM in the middle of a load that loses nothing.
+
+use leadsignal_graph::sandbox::{self, SandboxConfig, SandboxHandle};
+use leadsignal_sources::webhook::sign;
+use serde_json::{json, Value};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const DATASET: &str = "2780431635496611";
+const TOKEN: &str = "EAAserve-token-5ecret";
+const APP_SECRET: &str = "app-5ecret-for-webhooks";
+const API_TOKEN: &str = "api-t0ken-for-tests";
+const VERIFY: &str = "verify-me";
+const LEAD: u64 = 1_234_567_890_123_456;
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Serve {
+    dir: tempfile::TempDir,
+    child: Option<Child>,
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Serve {
+    async fn start(sb: &SandboxHandle, extra: &str) -> Serve {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let cfg = format!(
+            "[meta]\ndataset_id = \"{DATASET}\"\naccess_token = \"env:TEST_META_TOKEN\"\napp_secret = \"env:TEST_APP_SECRET\"\ngraph_url = \"{}\"\n\
+             [crm]\nname = \"HubSpot\"\n[normalize]\ndefault_country = \"US\"\n[store]\nurl = \"sqlite://{}\"\n\
+             [delivery]\nbatch_size = 50\nin_flight = 2\nretry_base_ms = 100\nretry_max_secs = 1\n\
+             [server]\nlisten = \"127.0.0.1:{port}\"\napi_token = \"env:TEST_API_TOKEN\"\nwebhook_verify_token = \"{VERIFY}\"\nflush_interval_ms = 100\nsandbox_page = true\n{extra}",
+            sb.url(),
+            dir.path().join("outbox.db").display(),
+        );
+        std::fs::write(dir.path().join("leadsignal.toml"), cfg).unwrap();
+        let log = std::fs::File::create(dir.path().join("serve.log")).unwrap();
+        let mut c = Command::new(env!("CARGO_BIN_EXE_leadsignal"));
+        for (k, _) in std::env::vars() {
+            if k.starts_with("LEADSIGNAL_") {
+                c.env_remove(k);
+            }
+        }
+        let child = c
+            .current_dir(dir.path())
+            .arg("serve")
+            .env("TEST_META_TOKEN", TOKEN)
+            .env("TEST_APP_SECRET", APP_SECRET)
+            .env("TEST_API_TOKEN", API_TOKEN)
+            .env("LEADSIGNAL_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let s = Serve {
+            dir,
+            child: Some(child),
+            base: format!("http://127.0.0.1:{port}"),
+            http: reqwest::Client::new(),
+        };
+        let t0 = Instant::now();
+        while s.http.get(s.url("/healthz")).send().await.is_err() {
+            assert!(
+                t0.elapsed() < Duration::from_secs(20),
+                "serve did not start: {}",
+                s.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        s
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("serve.log")).unwrap_or_default()
+    }
+
+    async fn post(&self, path: &str, body: &str) -> (u16, Value) {
+        let r = self
+            .http
+            .post(self.url(path))
+            .bearer_auth(API_TOKEN)
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        let code = r.status().as_u16();
+        let text = r.text().await.unwrap();
+        (
+            code,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    async fn get(&self, path: &str, auth: bool) -> (u16, String) {
+        let mut r = self.http.get(self.url(path));
+        if auth {
+            r = r.bearer_auth(API_TOKEN);
+        }
+        let r = r.send().await.unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    }
+
+    /// SIGTERM, then the exit status.
+    fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().unwrap();
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        let t0 = Instant::now();
+        loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                return st;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(30),
+                "serve did not stop: {}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn db(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open(self.dir.path().join("outbox.db")).unwrap()
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+async fn sandbox() -> SandboxHandle {
+    let mut cfg = SandboxConfig::single(DATASET, TOKEN);
+    cfg.datasets[0].app_secret = Some(APP_SECRET.into());
+    sandbox::start(cfg).await.unwrap()
+}
+
+async fn until(what: &str, mut f: impl FnMut() -> bool) {
+    let t0 = Instant::now();
+    while !f() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn record(lead: u64, stage: &str, minutes_ago: i64, email: &str) -> Value {
+    json!({"lead_id": lead, "stage": stage, "changed_at": now() - minutes_ago * 60, "email": email, "city": "Austin"})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingest_answers_per_item_is_idempotent_and_delivers() {
+    let sb = sandbox().await;
+    let mut s = Serve::start(&sb, "").await;
+    // Auth first.
+    for auth in [None, Some("wrong")] {
+        let mut r = s.http.post(s.url("/v1/stage-changes")).body("[]");
+        if let Some(t) = auth {
+            r = r.bearer_auth(t);
+        }
+        assert_eq!(r.send().await.unwrap().status().as_u16(), 401);
+    }
+    assert_eq!(s.get("/v1/status", false).await.0, 401);
+    assert_eq!(s.get(&format!("/v1/leads/{LEAD}"), false).await.0, 401);
+    // Three items: good, bad e-mail (dropped, still an event with lead_id),
+    // unknown field, and a stage that needs earlier ones (filled).
+    let body = json!([
+        record(LEAD, "new", 30, "Jane.Doe@Example.com"),
+        {"lead_id": LEAD + 1, "stage": "new", "changed_at": now() - 60, "bogus": 1},
+        {"lead_id": "12", "stage": "new", "changed_at": now() - 60},
+        record(LEAD + 2, "won", 20, "x@example.com"),
+    ]);
+    let (code, a) = s.post("/v1/stage-changes", &body.to_string()).await;
+    assert_eq!(code, 200, "{a}");
+    assert_eq!(a["received"], 4);
+    let st: Vec<&str> = a["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(st, ["accepted", "rejected", "rejected", "accepted"], "{a}");
+    assert_eq!(a["items"][1]["errors"][0]["rule"], "json.field");
+    assert!(a["items"][2]["errors"][0]["field"] == "lead_id", "{a}");
+    assert_eq!(a["items"][0]["event_name"], "Lead");
+    assert_eq!(a["items"][0]["event_id"].as_str().unwrap().len(), 32);
+    // The same again: nothing twice.
+    let (_, again) = s.post("/v1/stage-changes", &body.to_string()).await;
+    assert_eq!(again["already_known"], 2, "{again}");
+    assert_eq!(again["accepted"], 0);
+    // Delivered continuously: Lead of LEAD, and Lead..Converted of LEAD+2
+    // (earlier stages filled in).
+    until("delivery", || sb.stats().distinct_event_ids >= 3).await;
+    let (code, lead) = s.get(&format!("/v1/leads/{LEAD}"), true).await;
+    assert_eq!(code, 200, "{lead}");
+    let lead: Value = serde_json::from_str(&lead).unwrap();
+    assert_eq!(lead["lead_id"], LEAD);
+    let sent = || async {
+        let (_, l) = s.get(&format!("/v1/leads/{}", LEAD + 2), true).await;
+        let l: Value = serde_json::from_str(&l).unwrap();
+        l["stages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|x| x["state"] == "sent")
+            .count()
+    };
+    let t0 = Instant::now();
+    while sent().await < 3 {
+        assert!(t0.elapsed() < Duration::from_secs(30), "{}", s.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(s.get("/v1/leads/1234567890999999", true).await.0, 404);
+    assert_eq!(s.get("/v1/leads/12", true).await.0, 400);
+    let (code, status) = s.get("/v1/status", true).await;
+    assert_eq!(code, 200);
+    let status: Value = serde_json::from_str(&status).unwrap();
+    let sent_total = status["by_state"]["sent"].as_u64().unwrap();
+    let all: u64 = status["by_state"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(sent_total, all, "{status}");
+    assert_eq!(sent_total, sb.stats().distinct_event_ids as u64);
+    assert_eq!(status["rejected_by_rule"]["json.field"], 1, "{status}");
+    assert_eq!(s.get("/healthz", false).await, (200, "ok".into()));
+    assert_eq!(s.get("/readyz", false).await.0, 200);
+    // Metrics: the counters and the outbox gauges.
+    let (code, m) = s.get("/metrics", false).await;
+    assert_eq!(code, 200);
+    assert!(m.contains(&format!("leadsignal_outbox_events{{dataset=\"{DATASET}\",stage=\"Converted\",state=\"sent\"}} 1")), "{m}");
+    assert!(m.contains(&format!("leadsignal_received_items_total{{dataset=\"{DATASET}\",stage=\"Converted\",outcome=\"accepted\"}} 1")), "{m}");
+    assert!(
+        m.contains(&format!(
+            "leadsignal_delivered_events_total{{outcome=\"accepted\"}} {sent_total}"
+        )),
+        "{m}"
+    );
+    assert!(
+        m.contains(&format!(
+            "leadsignal_queue_depth{{dataset=\"{DATASET}\"}} 0"
+        )),
+        "{m}"
+    );
+    assert!(m.contains("leadsignal_delivery_batch_seconds_count"), "{m}");
+    assert!(
+        m.contains("leadsignal_quarantined_rows{rule=\"json.field\"} 1"),
+        "{m}"
+    );
+    // Raw contact data never reaches the store.
+    let st = s.terminate();
+    assert!(st.success(), "{}", s.log());
+    let bytes = std::fs::read(s.dir.path().join("outbox.db")).unwrap();
+    for raw in [
+        "Jane.Doe@Example.com",
+        "jane.doe@example.com",
+        "Austin",
+        "austin",
+    ] {
+        assert!(
+            !bytes.windows(raw.len()).any(|w| w == raw.as_bytes()),
+            "{raw} stored"
+        );
+    }
+    let log = s.log();
+    for secret in [TOKEN, APP_SECRET, API_TOKEN, "jane.doe"] {
+        assert!(!log.contains(secret), "{secret} in the log");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_bodies_are_refused_clearly() {
+    let sb = sandbox().await;
+    let s = Serve::start(&sb, "max_body_bytes = 10000\n").await;
+    let (code, a) = s.post("/v1/stage-changes", "{not json").await;
+    assert_eq!(code, 400);
+    assert!(a["error"].as_str().unwrap().contains("malformed"), "{a}");
+    let deep = format!("{}{}", "[".repeat(64), "]".repeat(64));
+    let (code, a) = s.post("/v1/stage-changes", &deep).await;
+    assert_eq!(code, 400);
+    assert!(a["error"].as_str().unwrap().contains("nested"), "{a}");
+    let (code, _) = s.post("/v1/stage-changes", &"x".repeat(20_000)).await;
+    assert_eq!(code, 413);
+    let (code, a) = s.post("/v1/stage-changes?format=xml", "[]").await;
+    assert_eq!(code, 400, "{a}");
+    let (code, a) = s.post("/v1/stage-changes", "42").await;
+    assert_eq!(code, 400, "{a}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crm_shapes_hubspot_and_salesforce() {
+    let sb = sandbox().await;
+    let s = Serve::start(&sb, "").await;
+    let hs = json!([
+        {"eventId": 1, "subscriptionType": "contact.propertyChange", "objectId": 77, "propertyName": "lifecyclestage", "propertyValue": "marketingqualifiedlead", "occurredAt": (now() - 60) * 1000},
+        {"eventId": 2, "subscriptionType": "contact.propertyChange", "objectId": 77, "propertyName": "firstname", "propertyValue": "Jane", "occurredAt": (now() - 60) * 1000}
+    ]);
+    let (code, a) = s.post("/v1/stage-changes/hubspot", &hs.to_string()).await;
+    assert_eq!(code, 200, "{a}");
+    assert_eq!(a["items"][1]["status"], "ignored", "{a}");
+    assert_eq!(a["received"], 2);
+    let (code2, a2) = s
+        .post("/v1/stage-changes?format=hubspot", &hs.to_string())
+        .await;
+    assert_eq!(code2, 200);
+    assert_eq!(a2["ignored"], 1);
+    let sf = format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Body><notifications xmlns="http://soap.sforce.com/2005/09/outbound"><OrganizationId>00D</OrganizationId><Notification><Id>04l</Id><sObject xmlns:sf="urn:sobject.enterprise.soap.sforce.com"><sf:Id>00Q000000000001</sf:Id><sf:Meta_Lead_ID__c>{}</sf:Meta_Lead_ID__c><sf:Status>new</sf:Status><sf:LastModifiedDate>{}</sf:LastModifiedDate><sf:Email>sf@example.com</sf:Email></sObject></Notification></notifications></soapenv:Body></soapenv:Envelope>"#,
+        LEAD + 50,
+        chrono_like(now() - 120)
+    );
+    let r = s
+        .http
+        .post(s.url("/v1/stage-changes/salesforce"))
+        .bearer_auth(API_TOKEN)
+        .header("content-type", "text/xml")
+        .body(sf)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert!(r.text().await.unwrap().contains("<Ack>true</Ack>"));
+    let (code, lead) = s.get(&format!("/v1/leads/{}", LEAD + 50), true).await;
+    assert_eq!(code, 200, "{lead}");
+    assert!(lead.contains("00Q000000000001"), "{lead}");
+}
+
+/// RFC 3339 in UTC for a Unix time (what Salesforce writes).
+fn chrono_like(t: i64) -> String {
+    let days = t.div_euclid(86_400);
+    let secs = t.rem_euclid(86_400);
+    // Civil from days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + (m <= 2) as i64;
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.000Z",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lead_ads_webhook_verification_signature_and_replays() {
+    let sb = sandbox().await;
+    let s = Serve::start(&sb, "").await;
+    let (code, body) = s
+        .get(&format!("/webhooks/meta?hub.mode=subscribe&hub.verify_token={VERIFY}&hub.challenge=1158201444"), false)
+        .await;
+    assert_eq!((code, body.as_str()), (200, "1158201444"));
+    let (code, _) = s
+        .get(
+            "/webhooks/meta?hub.mode=subscribe&hub.verify_token=wrong&hub.challenge=1",
+            false,
+        )
+        .await;
+    assert_eq!(code, 403);
+    let created = now() - 300;
+    let payload = json!({"object": "page", "entry": [{"id": "153125381133", "time": created, "changes": [
+        {"field": "leadgen", "value": {"leadgen_id": LEAD + 100, "page_id": 153125381133u64, "form_id": "444", "created_time": created}},
+        {"field": "leadgen", "value": {"leadgen_id": (LEAD + 101).to_string(), "page_id": "153125381133", "created_time": created}}
+    ]}]})
+    .to_string();
+    let post = |body: String, sig: Option<String>| {
+        let mut r = s.http.post(s.url("/webhooks/meta")).body(body);
+        if let Some(sig) = sig {
+            r = r.header("X-Hub-Signature-256", sig);
+        }
+        r.send()
+    };
+    let sig = sign(APP_SECRET.as_bytes(), payload.as_bytes());
+    let r = post(payload.clone(), Some(sig.clone())).await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let a: Value = r.json().await.unwrap();
+    assert_eq!(a["new_leads"], 2, "{a}");
+    // Replayed delivery: nothing twice.
+    let a: Value = post(payload.clone(), Some(sig.clone()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(a["already_known"], 2, "{a}");
+    assert_eq!(a["new_leads"], 0);
+    // Forged, unsigned, wrong key, malformed header: refused before parsing.
+    let forged = payload.replace("444", "445");
+    assert_eq!(
+        post(forged, Some(sig.clone()))
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        403
+    );
+    assert_eq!(
+        post(payload.clone(), None).await.unwrap().status().as_u16(),
+        403
+    );
+    let other = sign(b"not-the-secret", payload.as_bytes());
+    assert_eq!(
+        post(payload.clone(), Some(other))
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        403
+    );
+    assert_eq!(
+        post(payload.clone(), Some("sha256=xyz".into()))
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        403
+    );
+    // Signed but not a webhook payload.
+    let junk =
+        "{\"object\":\"page\",\"entry\":[{\"changes\":[{\"field\":\"leadgen\",\"value\":{}}]}]}";
+    let r = post(
+        junk.into(),
+        Some(sign(APP_SECRET.as_bytes(), junk.as_bytes())),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    // The lead is known with its creation time and its first stage is sent.
+    let (code, lead) = s.get(&format!("/v1/leads/{}", LEAD + 100), true).await;
+    assert_eq!(code, 200);
+    let lead: Value = serde_json::from_str(&lead).unwrap();
+    assert_eq!(lead["created_at"], created);
+    assert_eq!(lead["stages"][0]["stage"], "Lead");
+    until("webhook leads delivered", || {
+        sb.accepted()
+            .iter()
+            .filter(|a| a.lead_id == Some(LEAD + 100) || a.lead_id == Some(LEAD + 101))
+            .count()
+            == 2
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inbox_files_are_imported_and_moved() {
+    let sb = sandbox().await;
+    let inbox = tempfile::tempdir().unwrap();
+    let s = Serve::start(
+        &sb,
+        &format!("inbox_dir = \"{}\"\n", inbox.path().display()),
+    )
+    .await;
+    let csv = format!(
+        "lead_id,stage,changed_at\n{},new,{}\n",
+        LEAD + 300,
+        now() - 100
+    );
+    std::fs::write(inbox.path().join(".part"), "").unwrap();
+    std::fs::write(inbox.path().join("drop.csv"), csv).unwrap();
+    until("the inbox file moved", || {
+        inbox.path().join("done/drop.csv").exists()
+    })
+    .await;
+    until("delivered", || {
+        sb.accepted().iter().any(|a| a.lead_id == Some(LEAD + 300))
+    })
+    .await;
+    assert!(
+        inbox.path().join(".part").exists(),
+        "hidden files are left alone"
+    );
+    drop(s);
+}
+
+/// SIGTERM while clients are sending: every item answered 200 is stored,
+/// deliveries in flight finish or are given back, and the process exits 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_mid_load_loses_nothing() {
+    let mut cfg = SandboxConfig::single(DATASET, TOKEN);
+    cfg.datasets[0].app_secret = Some(APP_SECRET.into());
+    cfg.faults.latency_ms = 300;
+    let sb = sandbox::start(cfg).await.unwrap();
+    let mut s = Serve::start(&sb, "").await;
+    let http = s.http.clone();
+    let url = s.url("/v1/stage-changes");
+    let mut clients = Vec::new();
+    for c in 0..4u64 {
+        let (http, url) = (http.clone(), url.clone());
+        clients.push(tokio::spawn(async move {
+            let mut ok = Vec::new();
+            for b in 0..200u64 {
+                let leads: Vec<u64> = (0..20)
+                    .map(|i| LEAD + 10_000 + c * 100_000 + b * 20 + i)
+                    .collect();
+                let body: Vec<Value> = leads.iter().map(|&l| record(l, "new", 10, "")).collect();
+                let r = http
+                    .post(&url)
+                    .bearer_auth(API_TOKEN)
+                    .json(&body)
+                    .send()
+                    .await;
+                match r {
+                    Ok(r) if r.status().is_success() => ok.extend(leads),
+                    _ => break,
+                }
+            }
+            ok
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let st = tokio::task::spawn_blocking(move || {
+        let st = s.terminate();
+        (st, s)
+    })
+    .await
+    .unwrap();
+    let (status, s) = st;
+    let mut answered = Vec::new();
+    for c in clients {
+        answered.extend(c.await.unwrap());
+    }
+    assert!(status.success(), "{}", s.log());
+    assert!(!answered.is_empty());
+    let db = s.db();
+    let mut stmt = db.prepare("SELECT lead_id FROM leads").unwrap();
+    let stored: std::collections::HashSet<u64> = stmt
+        .query_map([], |r| r.get::<_, i64>(0))
+        .unwrap()
+        .map(|r| r.unwrap() as u64)
+        .collect();
+    let lost: Vec<&u64> = answered.iter().filter(|l| !stored.contains(l)).collect();
+    assert!(lost.is_empty(), "{} answered but not stored", lost.len());
+    let leased: i64 = db
+        .query_row(
+            "SELECT count(*) FROM outbox WHERE state = 'sending'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(leased, 0, "nothing left leased");
+    assert!(s.log().contains("stopped"), "{}", s.log());
+}
