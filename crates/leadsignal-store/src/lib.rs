@@ -86,8 +86,15 @@ pub trait Outbox {
     ) -> Result<(), StoreError>;
 
     /// Quarantines claimed entries Meta rejected (`error`: Meta's code,
-    /// subcode and message). They are never retried.
-    fn reject(&mut self, ids: &[i64], error: &str, now: i64) -> Result<(), StoreError>;
+    /// subcode and message; `fbtrace_id`: the trace of Meta's answer). They
+    /// are never retried.
+    fn reject(
+        &mut self,
+        ids: &[i64],
+        error: &str,
+        fbtrace_id: Option<&str>,
+        now: i64,
+    ) -> Result<(), StoreError>;
 
     /// Marks claimed entries expired (Meta said too old, or a retry would
     /// pass the deadline), with the reason.

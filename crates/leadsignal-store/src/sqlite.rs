@@ -153,15 +153,17 @@ impl SqliteOutbox {
         ids: &[i64],
         state: &str,
         error: Option<&str>,
+        fbtrace_id: Option<&str>,
     ) -> Result<(), StoreError> {
         self.bookkeeping()?;
         let tx = self.conn.transaction()?;
         let leads = tx
             .prepare_cached(
-                "UPDATE outbox SET state = ?2, last_error = ?3, lease_until = NULL, attempts = attempts + 1
+                "UPDATE outbox SET state = ?2, last_error = ?3, fbtrace_id = coalesce(?4, fbtrace_id),
+                        lease_until = NULL, attempts = attempts + 1
                   WHERE id IN rarray(?1) AND state = 'sending' RETURNING lead",
             )?
-            .query_map(params![id_array(ids), state, error], |r| r.get(0))?
+            .query_map(params![id_array(ids), state, error, fbtrace_id], |r| r.get(0))?
             .collect::<Result<Vec<i64>, _>>()?;
         tx.commit()?;
         self.left_queue(&leads);
@@ -891,12 +893,18 @@ impl Outbox for SqliteOutbox {
         Ok(())
     }
 
-    fn reject(&mut self, ids: &[i64], error: &str, _now: i64) -> Result<(), StoreError> {
-        self.set_state(ids, "quarantined", Some(error))
+    fn reject(
+        &mut self,
+        ids: &[i64],
+        error: &str,
+        fbtrace_id: Option<&str>,
+        _now: i64,
+    ) -> Result<(), StoreError> {
+        self.set_state(ids, "quarantined", Some(error), fbtrace_id)
     }
 
     fn expire(&mut self, ids: &[i64], reason: &str, _now: i64) -> Result<(), StoreError> {
-        self.set_state(ids, "expired", Some(reason))
+        self.set_state(ids, "expired", Some(reason), None)
     }
 
     fn unlease(&mut self, ids: &[i64]) -> Result<(), StoreError> {
@@ -1094,11 +1102,22 @@ impl Outbox for SqliteOutbox {
         near.truncate(20);
         let latest_errors = c
             .prepare_cached(
-                "SELECT stage, state, last_error FROM outbox
+                "SELECT stage, state, last_error, fbtrace_id FROM outbox
                   WHERE state IN ('quarantined', 'expired', 'failed') AND last_error IS NOT NULL
                   ORDER BY id DESC LIMIT 20",
             )?
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .query_map([], |r| {
+                let error: String = r.get(2)?;
+                let trace: Option<String> = r.get(3)?;
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    match trace {
+                        Some(t) => format!("{error} (fbtrace_id {t})"),
+                        None => error,
+                    },
+                ))
+            })?
             .collect::<Result<Vec<_>, _>>()?;
         // Match keys of the 10,000 events with the latest deadlines.
         let mut cov = Coverage {

@@ -454,9 +454,23 @@ fn delivery_outcomes_are_recorded() {
     s.reject(
         &ids[1..2],
         "code 100, subcode 2804036: Invalid parameter",
+        Some("AbCdTrace"),
         NOW,
     )
     .unwrap();
+    let trace: Option<String> = s
+        .connection()
+        .query_row(
+            "SELECT fbtrace_id FROM outbox WHERE id = ?1",
+            [ids[1]],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(
+        trace.as_deref(),
+        Some("AbCdTrace"),
+        "Meta's trace is kept with the rejection"
+    );
     s.expire(&ids[2..3], "code 100, subcode 2804003: too old", NOW)
         .unwrap();
     s.unlease(&ids[3..]).unwrap();

@@ -324,7 +324,7 @@ fn apply(
     for (id, e) in &r.rejected {
         let why = cfg.creds.redact(&e.summary());
         tracing::warn!(dataset = %cfg.dataset_id, entry = id, error = %why, "rejected by Meta: quarantined");
-        store.reject(&[*id], &why, now)?;
+        store.reject(&[*id], &why, e.fbtrace_id.as_deref(), now)?;
         report.rejected += 1;
         *report.errors.entry(why).or_default() += 1;
     }

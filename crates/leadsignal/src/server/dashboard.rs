@@ -120,10 +120,8 @@ fn render(st: &AppState, s: &Status, a: &Activity, now: i64) -> String {
     h.push_str("</table></section>");
     // Funnel.
     h.push_str("<section><h2>Funnel</h2>");
-    let stages: Vec<(String, u64, u64)> = st
-        .pc
-        .funnel
-        .stages()
+    let specs = st.pc.funnel.stages();
+    let stages: Vec<(String, u64, u64)> = specs
         .iter()
         .map(|spec| {
             let name = spec.name.to_string();
@@ -157,7 +155,12 @@ fn render(st: &AppState, s: &Status, a: &Activity, now: i64) -> String {
     }
     h.push_str("</svg><table><tr><th>stage</th><th>leads</th><th>sent</th><th>moves on</th></tr>");
     for (i, (name, total, sent)) in stages.iter().enumerate() {
-        let next = stages.get(i + 1).map(|n| n.1);
+        // The share that reaches the next step of the progression (outcomes
+        // such as disqualified are not steps).
+        let next = (!specs[i].terminal)
+            .then(|| (i + 1..stages.len()).find(|&j| !specs[j].terminal))
+            .flatten()
+            .map(|j| stages[j].1);
         let _ = write!(
             h,
             "<tr><td>{n}</td><td class=n data-figure=\"stage-{n}\">{total}</td><td class=n data-figure=\"stage-sent-{n}\">{sent}</td><td class=n>{}</td></tr>",
