@@ -13,7 +13,7 @@ use std::sync::Arc;
 #[utoipa::path(
     get,
     path = "/v1/leads/{lead_id}",
-    params(("lead_id" = String, Path, description = "Meta lead ID (15–17 digits)")),
+    params(("lead_id" = String, Path, pattern = "^[1-9][0-9]{14,16}$", description = "Meta lead ID (15–17 digits)")),
     responses(
         (status = 200, description = "The lead", body = Object),
         (status = 400, description = "Not a lead ID", body = super::Problem),

@@ -12,14 +12,69 @@ use leadsignal_core::{prepare, Origin, Violation};
 use leadsignal_sources::ingest::{self, IngestFormat, Item};
 use leadsignal_store::{Incoming, ItemOutcome};
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-/// `?format=`.
+/// `?format=` (documents the parameter; the handler reads it raw so that
+/// any query is answered the same way).
+#[allow(dead_code)]
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct FormatQuery {
     /// `records` (default), `hubspot` or `salesforce`.
+    #[param(pattern = "^(records|json|hubspot|salesforce)$")]
     pub format: Option<String>,
+}
+
+/// A stage-change record, the file import's JSON shape (DESIGN.md). Every
+/// field may also be given as a JSON number where it is one (`lead_id`,
+/// `changed_at` in Unix seconds).
+#[allow(dead_code)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+pub struct StageChangeRecordDoc {
+    /// Meta lead ID (15–17 digits; a JSON integer or text).
+    pub lead_id: Option<String>,
+    /// CRM record ID.
+    pub crm_id: Option<String>,
+    /// CRM stage name (mapped onto the funnel).
+    pub stage: Option<String>,
+    /// When the stage changed (RFC 3339, or Unix seconds).
+    pub changed_at: Option<String>,
+    /// When the lead was created.
+    pub lead_created_at: Option<String>,
+    /// Raw e-mail (hashed on arrival).
+    pub email: Option<String>,
+    /// Raw phone number (hashed on arrival).
+    pub phone: Option<String>,
+    /// First name.
+    pub first_name: Option<String>,
+    /// Last name.
+    pub last_name: Option<String>,
+    /// City.
+    pub city: Option<String>,
+    /// State or region.
+    pub state: Option<String>,
+    /// ZIP or postal code.
+    pub zip: Option<String>,
+    /// Country.
+    pub country: Option<String>,
+    /// Date of birth.
+    pub date_of_birth: Option<String>,
+    /// Gender.
+    pub gender: Option<String>,
+    /// Advertiser's ID for the person.
+    pub external_id: Option<String>,
+    /// Click ID, as the browser cookie holds it.
+    pub fbc: Option<String>,
+    /// Browser ID.
+    pub fbp: Option<String>,
+    /// `["LDU"]` or `[]`.
+    pub data_processing_options: Option<Vec<String>>,
+    /// LDU country (0: geolocate).
+    pub data_processing_options_country: Option<String>,
+    /// LDU state (0: geolocate).
+    pub data_processing_options_state: Option<String>,
 }
 
 /// The answer to a batch of stage changes.
@@ -87,7 +142,7 @@ fn errors(v: &[Violation]) -> Vec<ItemError> {
     post,
     path = "/v1/stage-changes",
     params(FormatQuery),
-    request_body(content = String, description = "A stage-change record, an array of them, a HubSpot webhook delivery (`?format=hubspot`) or a Salesforce outbound message (`?format=salesforce`, XML)", content_type = "application/json"),
+    request_body(content = Vec<StageChangeRecordDoc>, description = "An array of stage-change records (or one record), a HubSpot webhook delivery (`?format=hubspot`) or a Salesforce outbound message (`?format=salesforce`, XML)", content_type = "application/json"),
     responses(
         (status = 200, description = "Every item answered", body = IngestAnswer),
         (status = 400, description = "Malformed body or unknown format", body = super::Problem),
@@ -99,11 +154,11 @@ fn errors(v: &[Violation]) -> Vec<ItemError> {
 )]
 pub async fn stage_changes(
     State(st): State<Arc<AppState>>,
-    Query(q): Query<FormatQuery>,
+    Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let format = match IngestFormat::parse(q.format.as_deref().unwrap_or("")) {
+    let format = match IngestFormat::parse(q.get("format").map_or("", String::as_str)) {
         Some(f) => f,
         None => {
             return problem(

@@ -127,7 +127,7 @@ fn bearer_ok(st: &AppState, headers: &HeaderMap) -> bool {
         webhook::verify,
         webhook::deliver,
     ),
-    components(schemas(Problem, ingest::IngestAnswer, ingest::ItemAnswer, ingest::ItemError, webhook::WebhookAnswer)),
+    components(schemas(Problem, ingest::StageChangeRecordDoc, ingest::IngestAnswer, ingest::ItemAnswer, ingest::ItemError, webhook::WebhookAnswer)),
     modifiers(&Bearer)
 )]
 struct ApiDoc;
