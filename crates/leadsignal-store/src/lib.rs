@@ -58,6 +58,12 @@ pub trait Outbox {
         ctx: &EnqueueContext<'_>,
     ) -> Result<EnqueueReport, StoreError>;
 
+    /// Replaces the stored form of events still pending with the same lead,
+    /// stage and time (an enriched version: the lead's form answers fetched
+    /// from Meta), and lifts their hold; returns how many. Entries already
+    /// sent or leased are left as they are.
+    fn refresh(&mut self, batch: &[Incoming], dataset_id: &str) -> Result<u64, StoreError>;
+
     /// Claims up to `limit` due entries for delivery, deadline first, at most
     /// one per lead and only its earliest undelivered stage, leased until
     /// `now + lease_secs`. Entries whose lease ran out are claimable again.

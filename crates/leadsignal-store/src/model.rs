@@ -20,6 +20,9 @@ pub enum Incoming {
         crm_id: Option<String>,
         /// When the lead was created, if known.
         lead_created_at: Option<i64>,
+        /// Not to be sent before this time (Unix seconds): a short hold,
+        /// e.g. while the lead's form answers are fetched to enrich it.
+        not_before: Option<i64>,
     },
     /// A row that was rejected: kept in the quarantine.
     Rejected {
@@ -47,7 +50,16 @@ impl Incoming {
             origin,
             crm_id,
             lead_created_at,
+            not_before: None,
         }
+    }
+
+    /// The same, held back until `t` (Unix seconds).
+    pub fn not_before(mut self, t: i64) -> Incoming {
+        if let Incoming::Event { not_before, .. } = &mut self {
+            *not_before = Some(t);
+        }
+        self
     }
 }
 

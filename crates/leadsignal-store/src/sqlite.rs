@@ -115,7 +115,7 @@ const INSERT_LEAD: &str =
      VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
 const INSERT_EVENT: &str = "INSERT INTO outbox (id, lead, dataset_id, stage, stage_rank, event_time, event_id, payload, send_by,
                          state, inferred, next_attempt_at, source, line, created_at)
-     VALUES (?14, ?1, ?13, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 0, ?10, ?11, ?12)";
+     VALUES (?14, ?1, ?13, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?15, ?10, ?11, ?12)";
 
 /// Outbox row IDs are `deadline hour << ID_HOUR_SHIFT | sequence`: the table
 /// is stored in deadline-hour order, so that claiming (deadline first) and
@@ -313,6 +313,8 @@ struct Tx<'a> {
     leads: HashMap<LeadKey, (i64, Vec<Known>)>,
     /// Next row ID per deadline hour (see [`ID_HOUR_SHIFT`]).
     next_ids: HashMap<i64, i64>,
+    /// `next_attempt_at` of the rows the current item adds.
+    not_before: i64,
     report: EnqueueReport,
 }
 
@@ -445,7 +447,8 @@ impl Tx<'_> {
             origin.line as i64,
             self.now,
             self.dataset,
-            id
+            id,
+            self.not_before
         ])?;
         Ok(id)
     }
@@ -694,6 +697,7 @@ impl Outbox for SqliteOutbox {
             now: ctx.now,
             leads: HashMap::new(),
             next_ids: HashMap::new(),
+            not_before: 0,
             report: EnqueueReport::default(),
         };
         for item in batch {
@@ -705,7 +709,9 @@ impl Outbox for SqliteOutbox {
                     origin,
                     crm_id,
                     lead_created_at,
+                    not_before,
                 } => {
+                    t.not_before = not_before.unwrap_or(0);
                     t.event(
                         prepared,
                         payload,
@@ -740,6 +746,36 @@ impl Outbox for SqliteOutbox {
         drop(t);
         tx.commit()?;
         Ok(report)
+    }
+
+    fn refresh(&mut self, batch: &[Incoming], dataset_id: &str) -> Result<u64, StoreError> {
+        self.durable()?;
+        let tx = self.conn.transaction()?;
+        let mut n = 0;
+        {
+            let mut stmt = tx.prepare_cached(
+                "UPDATE outbox SET payload = ?3, next_attempt_at = 0
+                  WHERE lead = (SELECT id FROM leads WHERE dataset_id = ?1 AND lead_key = ?2)
+                    AND stage = ?4 AND event_time = ?5 AND state = 'pending'",
+            )?;
+            for item in batch {
+                if let Incoming::Event {
+                    prepared, payload, ..
+                } = item
+                {
+                    let e = &prepared.event;
+                    n += stmt.execute(params![
+                        dataset_id,
+                        prepared.lead_key.to_string(),
+                        payload.as_bytes(),
+                        &*e.event_name,
+                        e.event_time
+                    ])? as u64;
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(n)
     }
 
     fn claim(

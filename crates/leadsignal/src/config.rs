@@ -303,6 +303,11 @@ pub struct ServerConfig {
     /// Show what the sandbox received at `/sandbox` (when `graph_url` is a
     /// leadsignal sandbox).
     pub sandbox_page: bool,
+    /// Fetch each webhook lead's form answers from Meta (`GET /{lead_id}`)
+    /// and send its first event with them (hashed).
+    pub fetch_leads: bool,
+    /// How long a webhook lead's first event waits for its answers (s).
+    pub fetch_hold_secs: i64,
 }
 
 impl Default for ServerConfig {
@@ -318,6 +323,8 @@ impl Default for ServerConfig {
             flush_interval_ms: 1000,
             inbox_dir: None,
             sandbox_page: false,
+            fetch_leads: false,
+            fetch_hold_secs: 30,
         }
     }
 }

@@ -93,6 +93,18 @@ async fn ingest_answers_per_item_is_idempotent_and_delivers() {
     assert_eq!(sent_total, sb.stats().distinct_event_ids as u64);
     assert_eq!(status["rejected_by_rule"]["json.field"], 1, "{status}");
     assert_eq!(s.get("/healthz", false).await, (200, "ok".into()));
+    let (code, doc) = s.get("/openapi.json", false).await;
+    assert_eq!(code, 200);
+    let doc: Value = serde_json::from_str(&doc).unwrap();
+    for path in [
+        "/v1/stage-changes",
+        "/v1/leads/{lead_id}",
+        "/v1/status",
+        "/webhooks/meta",
+        "/readyz",
+    ] {
+        assert!(doc["paths"].get(path).is_some(), "{path} not documented");
+    }
     assert_eq!(s.get("/readyz", false).await.0, 200);
     // Metrics: the counters and the outbox gauges.
     let (code, m) = s.get("/metrics", false).await;
@@ -413,4 +425,86 @@ async fn sigterm_mid_load_loses_nothing() {
         .unwrap();
     assert_eq!(leased, 0, "nothing left leased");
     assert!(s.log().contains("stopped"), "{}", s.log());
+}
+
+/// `fetch_leads`: the webhook lead's form answers are fetched from Meta and
+/// its first event goes out with them, hashed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhook_leads_are_enriched_with_their_form_answers() {
+    use leadsignal_graph::client::FieldData;
+    use leadsignal_graph::sandbox::SandboxLead;
+    let sb = sandbox().await;
+    let created = now() - 120;
+    let field = |name: &str, v: &str| FieldData {
+        name: name.into(),
+        values: vec![v.into()],
+    };
+    sb.add_lead(SandboxLead {
+        id: LEAD + 200,
+        created_time: created,
+        field_data: vec![
+            field("email", "Jane.Doe@Example.com"),
+            field("full_name", "Jane Q. Doe"),
+            field("phone_number", "+1 650-555-1212"),
+        ],
+    });
+    let s = Serve::start(&sb, "fetch_leads = true\nfetch_hold_secs = 20\n").await;
+    let payload = json!({"object": "page", "entry": [{"id": "1", "time": created, "changes": [
+        {"field": "leadgen", "value": {"leadgen_id": LEAD + 200, "created_time": created}},
+        {"field": "leadgen", "value": {"leadgen_id": LEAD + 201, "created_time": created}}
+    ]}]})
+    .to_string();
+    let r = s
+        .http
+        .post(s.url("/webhooks/meta"))
+        .header(
+            "X-Hub-Signature-256",
+            sign(APP_SECRET.as_bytes(), payload.as_bytes()),
+        )
+        .body(payload)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    // The known lead is enriched and sent at once; the one Meta does not
+    // know goes out bare when its hold ends (20 s) — not waited for here.
+    until("the enriched lead delivered", || {
+        sb.accepted().iter().any(|a| a.lead_id == Some(LEAD + 200))
+    })
+    .await;
+    let full: Value = s
+        .http
+        .get(format!("{}/sandbox/events?limit=10", sb.url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let event = full["recent_full"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["user_data"]["lead_id"] == LEAD + 200)
+        .unwrap_or_else(|| panic!("{full}"))
+        .clone();
+    let em = leadsignal_core::Sha256::of("jane.doe@example.com").to_string();
+    assert_eq!(event["user_data"]["em"][0], em, "{event}");
+    assert_eq!(
+        event["user_data"]["fn"][0],
+        leadsignal_core::Sha256::of("jane").to_string()
+    );
+    assert_eq!(
+        event["user_data"]["ln"][0],
+        leadsignal_core::Sha256::of("doe").to_string()
+    );
+    assert_eq!(
+        event["user_data"]["ph"][0],
+        leadsignal_core::Sha256::of("16505551212").to_string()
+    );
+    assert!(
+        !sb.accepted().iter().any(|a| a.lead_id == Some(LEAD + 201)),
+        "still held"
+    );
+    assert!(s.log().contains("lead answers not fetched"), "{}", s.log());
 }

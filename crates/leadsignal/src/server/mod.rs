@@ -65,6 +65,8 @@ pub struct AppState {
     pub stopping: AtomicBool,
     /// Where the sandbox is, when Meta is the sandbox (dashboard page).
     sandbox_url: Option<String>,
+    /// Fetching webhook leads' form answers, when on.
+    fetch: Option<webhook::Fetch>,
 }
 
 impl AppState {
@@ -266,6 +268,14 @@ pub async fn start(cfg: Config, listen: &str) -> anyhow::Result<Server> {
         metrics: metrics::Metrics::new(&pc.dataset_id),
         stopping: AtomicBool::new(false),
         sandbox_url: cfg.server.sandbox_page.then(|| cfg.meta.graph_url.clone()),
+        fetch: match cfg.server.fetch_leads {
+            true => Some(webhook::Fetch {
+                client: cfg.graph_client()?,
+                creds: cfg.credentials()?,
+                hold_secs: cfg.server.fetch_hold_secs.max(1),
+            }),
+            false => None,
+        },
     });
     let listener = tokio::net::TcpListener::bind(listen)
         .await

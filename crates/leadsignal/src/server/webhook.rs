@@ -94,6 +94,7 @@ pub async fn deliver(State(st): State<Arc<AppState>>, headers: HeaderMap, body: 
     };
     let now = super::unix_now();
     let source = "webhook:meta";
+    let hold = st.fetch.as_ref().map(|f| now + f.hold_secs);
     let mut items = Vec::with_capacity(leads.len());
     for (i, l) in leads.iter().enumerate() {
         let origin = Origin::new(source, i as u64 + 1);
@@ -106,7 +107,12 @@ pub async fn deliver(State(st): State<Arc<AppState>>, headers: HeaderMap, body: 
             ..Default::default()
         };
         items.push(match prepare(&sc, &st.pc, now) {
-            Ok(p) => Incoming::event(p, origin, None, l.created_time),
+            // With `fetch_leads`, held briefly so that the enriched version
+            // (below) is what Meta gets.
+            Ok(p) => match hold {
+                Some(t) => Incoming::event(p, origin, None, l.created_time).not_before(t),
+                None => Incoming::event(p, origin, None, l.created_time),
+            },
             Err(v) => super::ingest::rejected(origin, format!("leadgen:{}", l.lead_id.get()), v),
         });
     }
@@ -124,10 +130,123 @@ pub async fn deliver(State(st): State<Arc<AppState>>, headers: HeaderMap, body: 
         rejected: count(ItemOutcome::Rejected),
     };
     st.metrics.webhook("accepted");
+    if st.fetch.is_some() {
+        let new: Vec<_> = leads
+            .iter()
+            .zip(&outcomes)
+            .filter(|(_, o)| matches!(o, ItemOutcome::Accepted | ItemOutcome::Held))
+            .map(|(l, _)| l.clone())
+            .collect();
+        if !new.is_empty() {
+            tokio::spawn(enrich(Arc::clone(&st), new, now));
+        }
+    }
     tracing::info!(
         new = answer.new_leads,
         known = answer.already_known,
         "Lead Ads webhook delivery stored"
     );
     Json(answer).into_response()
+}
+
+/// Fetching new leads' form answers from Meta (`[server] fetch_leads`).
+pub struct Fetch {
+    /// Graph client.
+    pub client: leadsignal_graph::GraphClient,
+    /// Token (and app secret).
+    pub creds: leadsignal_graph::Credentials,
+    /// How long a webhook lead's first event waits for its answers.
+    pub hold_secs: i64,
+}
+
+/// Fetches each lead's form answers and replaces its still-pending first
+/// event with one that carries them (hashed here). On any failure the event
+/// goes out as it is once the hold ends: nothing waits forever.
+async fn enrich(st: Arc<AppState>, leads: Vec<webhook::Leadgen>, now: i64) {
+    let Some(f) = st.fetch.as_ref() else { return };
+    let mut items = Vec::new();
+    for l in leads {
+        let lead = match f
+            .client
+            .get_lead(
+                l.lead_id,
+                &["created_time", "field_data"],
+                &f.creds,
+                super::unix_now(),
+            )
+            .await
+        {
+            Ok(lead) => lead,
+            Err(e) => {
+                tracing::warn!(lead_id = l.lead_id.get(), error = %f.creds.redact(&e.to_string()), "lead answers not fetched; its first event goes out without them");
+                continue;
+            }
+        };
+        let created = l.created_time.or(lead.created_time);
+        let sc = StageChange {
+            lead_id: Some(l.lead_id),
+            stage: st.webhook_stage.clone(),
+            changed_at: created.unwrap_or(now),
+            lead_created_at: created,
+            contact: contact(&lead.field_data),
+            origin: Origin::new("webhook:meta", 0),
+            ..Default::default()
+        };
+        match prepare(&sc, &st.pc, now) {
+            Ok(p) => items.push(Incoming::event(p, sc.origin, None, created)),
+            Err(v) => {
+                tracing::warn!(lead_id = l.lead_id.get(), rules = ?v.iter().map(|v| v.code).collect::<Vec<_>>(), "fetched lead answers not usable")
+            }
+        }
+    }
+    if items.is_empty() {
+        return;
+    }
+    match st.writer.refresh(items).await {
+        Ok(n) => tracing::info!(
+            enriched = n,
+            "webhook leads enriched with their form answers"
+        ),
+        Err(e) => tracing::error!(error = %e, "enriched leads not stored"),
+    }
+}
+
+/// Contact data from a lead form's answers (Meta's standard question keys).
+fn contact(fields: &[leadsignal_graph::client::FieldData]) -> leadsignal_core::Contact {
+    let mut c = leadsignal_core::Contact::default();
+    let mut full_name = None;
+    for f in fields {
+        let Some(v) = f.values.first().filter(|v| !v.trim().is_empty()).cloned() else {
+            continue;
+        };
+        let slot = match f.name.as_str() {
+            "email" => &mut c.email,
+            "phone_number" | "phone" => &mut c.phone,
+            "first_name" => &mut c.first_name,
+            "last_name" => &mut c.last_name,
+            "city" => &mut c.city,
+            "state" | "province" => &mut c.state,
+            "zip_code" | "post_code" | "zip" => &mut c.zip,
+            "country" => &mut c.country,
+            "date_of_birth" => &mut c.date_of_birth,
+            "gender" => &mut c.gender,
+            "full_name" => {
+                full_name = Some(v);
+                continue;
+            }
+            _ => continue,
+        };
+        *slot = Some(v);
+    }
+    // "Jane Q. Doe": first word as first name, last word as last name.
+    if let Some(name) = full_name {
+        let words: Vec<&str> = name.split_whitespace().collect();
+        if c.first_name.is_none() {
+            c.first_name = words.first().map(|w| w.to_string());
+        }
+        if c.last_name.is_none() && words.len() > 1 {
+            c.last_name = words.last().map(|w| w.to_string());
+        }
+    }
+    c
 }

@@ -13,9 +13,17 @@ use tokio::sync::{mpsc, oneshot};
 /// Most items written in one transaction.
 const GROUP_ITEMS: usize = 10_000;
 
-struct Job {
-    items: Vec<Incoming>,
-    reply: oneshot::Sender<Result<Vec<ItemOutcome>, String>>,
+enum Job {
+    /// Enqueue (grouped with other waiting writes).
+    Write {
+        items: Vec<Incoming>,
+        reply: oneshot::Sender<Result<Vec<ItemOutcome>, String>>,
+    },
+    /// Replace pending events with enriched ones (`Outbox::refresh`).
+    Refresh {
+        items: Vec<Incoming>,
+        reply: oneshot::Sender<Result<u64, String>>,
+    },
 }
 
 /// A handle to the writer thread.
@@ -35,24 +43,46 @@ impl Writer {
         let handle = std::thread::Builder::new()
             .name("outbox-writer".into())
             .spawn(move || {
-                while let Some(first) = rx.blocking_recv() {
-                    let mut jobs = vec![first];
-                    let mut n = jobs[0].items.len();
+                let mut next: Option<Job> = None;
+                loop {
+                    let first = match next.take() {
+                        Some(j) => j,
+                        None => match rx.blocking_recv() {
+                            Some(j) => j,
+                            None => break,
+                        },
+                    };
+                    let (items, reply) = match first {
+                        Job::Refresh { items, reply } => {
+                            let r = store
+                                .refresh(&items, &pc.dataset_id)
+                                .map_err(|e| e.to_string());
+                            let _ = reply.send(r);
+                            continue;
+                        }
+                        Job::Write { items, reply } => (items, reply),
+                    };
+                    let mut n = items.len();
+                    let mut jobs = vec![(items, reply)];
                     while n < GROUP_ITEMS {
                         match rx.try_recv() {
-                            Ok(j) => {
-                                n += j.items.len();
-                                jobs.push(j);
+                            Ok(Job::Write { items, reply }) => {
+                                n += items.len();
+                                jobs.push((items, reply));
+                            }
+                            Ok(refresh) => {
+                                next = Some(refresh);
+                                break;
                             }
                             Err(_) => break,
                         }
                     }
-                    let lens: Vec<usize> = jobs.iter().map(|j| j.items.len()).collect();
+                    let lens: Vec<usize> = jobs.iter().map(|j| j.0.len()).collect();
                     let mut batch = Vec::with_capacity(n);
                     let mut replies = Vec::with_capacity(jobs.len());
-                    for j in jobs {
-                        batch.extend(j.items);
-                        replies.push(j.reply);
+                    for (items, reply) in jobs {
+                        batch.extend(items);
+                        replies.push(reply);
                     }
                     let ctx = EnqueueContext {
                         prepare: &pc,
@@ -87,7 +117,19 @@ impl Writer {
         }
         let (reply, answer) = oneshot::channel();
         self.tx
-            .send(Job { items, reply })
+            .send(Job::Write { items, reply })
+            .await
+            .map_err(|_| "the outbox writer has stopped".to_string())?;
+        answer
+            .await
+            .map_err(|_| "the outbox writer has stopped".to_string())?
+    }
+
+    /// Replaces pending events with enriched versions; how many were.
+    pub async fn refresh(&self, items: Vec<Incoming>) -> Result<u64, String> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send(Job::Refresh { items, reply })
             .await
             .map_err(|_| "the outbox writer has stopped".to_string())?;
         answer
