@@ -411,3 +411,45 @@ pub struct Coverage {
     /// Events by number of match keys (index = keys, capped at 10).
     pub keys_histogram: Vec<u64>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: i64 = 1_795_262_400;
+
+    fn status(pending: u64, last_sent: Option<i64>, to_expiry: Option<i64>) -> Status {
+        let mut s = Status::default();
+        if pending > 0 {
+            s.by_state.insert("pending".into(), pending);
+        }
+        s.by_state.insert("sent".into(), 10);
+        s.last_sent_at = last_sent;
+        s.seconds_to_next_expiry = to_expiry;
+        s.check_upload_cadence(NOW);
+        s
+    }
+
+    #[test]
+    fn daily_upload_cadence() {
+        // Uploaded an hour ago, nothing urgent: quiet.
+        assert!(status(5, Some(NOW - 3600), Some(5 * 86_400))
+            .warnings
+            .is_empty());
+        // Nothing waiting: quiet however old the last upload.
+        assert!(status(0, Some(NOW - 10 * 86_400), None).warnings.is_empty());
+        // Waiting and no upload for 25 hours.
+        let w = status(5, Some(NOW - 25 * 3600), Some(5 * 86_400)).warnings;
+        assert_eq!(w.len(), 1);
+        assert!(
+            w[0].contains("25 hours") && w[0].contains("5 events"),
+            "{w:?}"
+        );
+        // Never uploaded.
+        assert!(status(3, None, Some(5 * 86_400)).warnings[0].contains("nothing was ever uploaded"));
+        // An event expires within 24 hours.
+        let w = status(5, Some(NOW - 60), Some(3 * 3600)).warnings;
+        assert_eq!(w.len(), 1);
+        assert!(w[0].contains("180 min"), "{w:?}");
+    }
+}

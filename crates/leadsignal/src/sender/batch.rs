@@ -38,7 +38,13 @@ pub struct BatchResult {
     pub requests: u64,
     /// Time from the first request to the last answer.
     pub seconds: f64,
+    /// Requests by outcome class: accepted, rejected, transient,
+    /// rate_limited, auth.
+    pub by_class: [u64; 5],
 }
+
+/// The names of `BatchResult::by_class`, in order.
+pub const CLASSES: [&str; 5] = ["accepted", "rejected", "transient", "rate_limited", "auth"];
 
 /// Sends `batch`, bisecting on rejection. In a test send, rejected events are
 /// reported but left as they are (a test never changes production state):
@@ -70,6 +76,13 @@ pub async fn deliver(
         let outcome = client
             .send_events(&batch.dataset_id, &events, creds, opts, now())
             .await;
+        result.by_class[match &outcome {
+            Outcome::Accepted(_) => 0,
+            Outcome::Rejected(_) => 1,
+            Outcome::Transient(_) => 2,
+            Outcome::RateLimited { .. } => 3,
+            Outcome::Auth(_) => 4,
+        }] += 1;
         match outcome {
             Outcome::Accepted(r) => result.accepted.push((ids(), r.fbtrace_id)),
             Outcome::Rejected(e) if slice.len() == 1 => {

@@ -123,6 +123,8 @@ pub struct SendReport {
     pub left_pending: u64,
     /// Time the last finished batch took, its bisection steps included.
     pub last_batch_seconds: f64,
+    /// Requests by outcome class (see `batch::CLASSES`).
+    pub requests_by_class: BTreeMap<String, u64>,
     /// Wall time.
     pub seconds: f64,
 }
@@ -315,6 +317,14 @@ fn apply(
     let now = unix_now();
     report.requests += r.requests;
     report.last_batch_seconds = r.seconds;
+    for (name, n) in batch::CLASSES.iter().zip(r.by_class) {
+        if n > 0 {
+            *report
+                .requests_by_class
+                .entry(name.to_string())
+                .or_default() += n;
+        }
+    }
     report.rate_limited_requests += r.rate_limited;
     for (ids, trace) in &r.accepted {
         store.mark_sent(ids, trace.as_deref(), now)?;

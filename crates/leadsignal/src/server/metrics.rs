@@ -104,14 +104,10 @@ impl Metrics {
         add(&self.events, "rejected", before.rejected, now.rejected);
         add(&self.events, "expired", before.expired, now.expired);
         add(&self.events, "retried", before.retried, now.retried);
-        add(
-            &self.requests,
-            "rate_limited",
-            before.rate_limited_requests,
-            now.rate_limited_requests,
-        );
-        let other = |r: &SendReport| r.requests.saturating_sub(r.rate_limited_requests);
-        add(&self.requests, "answered", other(before), other(now));
+        for (class, &n) in &now.requests_by_class {
+            let was = before.requests_by_class.get(class).copied().unwrap_or(0);
+            add(&self.requests, class, was, n);
+        }
         if now.requests > before.requests {
             self.latency.observe(now.last_batch_seconds);
         }
@@ -132,7 +128,7 @@ impl Metrics {
         );
         r.register(
             "meta_requests",
-            "Requests to Meta's /events by outcome class",
+            "Requests to Meta's /events by outcome class (accepted, rejected, transient, rate_limited, auth)",
             self.requests.clone(),
         );
         r.register(
