@@ -128,7 +128,10 @@ async fn ingest_answers_per_item_is_idempotent_and_delivers() {
         m.contains("leadsignal_meta_requests_total{outcome=\"accepted\"}"),
         "{m}"
     );
-    assert!(!m.contains("outcome=\"rejected\""), "{m}");
+    assert!(
+        !m.contains("leadsignal_meta_requests_total{outcome=\"rejected\"}"),
+        "{m}"
+    );
     assert!(
         m.contains("leadsignal_quarantined_rows{rule=\"json.field\"} 1"),
         "{m}"
