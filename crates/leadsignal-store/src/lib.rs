@@ -146,6 +146,10 @@ pub trait Outbox {
     /// Figures for `leadsignal status`.
     fn status(&self, now: i64) -> Result<Status, StoreError>;
 
+    /// The Meta lead ID of the lead a CRM knows as `crm_id`, when a stage
+    /// change gave both (CRM webhooks name leads by record ID only).
+    fn lead_id_of(&self, dataset_id: &str, crm_id: &str) -> Result<Option<u64>, StoreError>;
+
     /// One lead of a dataset by Meta lead ID: what is known of it and every
     /// stage with its delivery state (hashed data only).
     fn lead(&self, dataset_id: &str, lead_id: u64) -> Result<Option<LeadHistory>, StoreError>;

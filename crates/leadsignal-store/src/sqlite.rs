@@ -4,7 +4,7 @@ use crate::model::*;
 use crate::walk::Walk;
 use crate::{Outbox, StoreError};
 use leadsignal_core::{LeadKey, Origin, Prepared, StageIndex, StageRef};
-use rusqlite::{params, Connection, Statement, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension, Statement, TransactionBehavior};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -21,6 +21,8 @@ CREATE TABLE leads (
     first_seen  INTEGER NOT NULL,
     UNIQUE (dataset_id, lead_key)
 );
+-- A CRM webhook names a lead by its CRM record ID only: find its lead ID.
+CREATE INDEX leads_crm ON leads (dataset_id, crm_id) WHERE crm_id IS NOT NULL AND lead_id IS NOT NULL;
 -- Where stage changes came from (file paths, endpoints), stored once.
 CREATE TABLE sources (
     id    INTEGER PRIMARY KEY,
@@ -1055,6 +1057,18 @@ impl Outbox for SqliteOutbox {
         }
         tx.commit()?;
         Ok(n)
+    }
+
+    fn lead_id_of(&self, dataset_id: &str, crm_id: &str) -> Result<Option<u64>, StoreError> {
+        let id: Option<i64> = self
+            .conn
+            .prepare_cached(
+                "SELECT lead_id FROM leads WHERE dataset_id = ?1 AND crm_id = ?2
+                   AND crm_id IS NOT NULL AND lead_id IS NOT NULL LIMIT 1",
+            )?
+            .query_row(params![dataset_id, crm_id], |r| r.get(0))
+            .optional()?;
+        Ok(id.map(|i| i as u64))
     }
 
     fn lead(&self, dataset_id: &str, lead_id: u64) -> Result<Option<LeadHistory>, StoreError> {

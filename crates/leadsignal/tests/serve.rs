@@ -184,9 +184,25 @@ async fn crm_shapes_hubspot_and_salesforce() {
         {"eventId": 1, "subscriptionType": "contact.propertyChange", "objectId": 77, "propertyName": "lifecyclestage", "propertyValue": "marketingqualifiedlead", "occurredAt": (now() - 60) * 1000},
         {"eventId": 2, "subscriptionType": "contact.propertyChange", "objectId": 77, "propertyName": "firstname", "propertyValue": "Jane", "occurredAt": (now() - 60) * 1000}
     ]);
+    // HubSpot names the contact by record ID only: unknown at first...
     let (code, a) = s.post("/v1/stage-changes/hubspot", &hs.to_string()).await;
     assert_eq!(code, 200, "{a}");
+    assert_eq!(a["items"][0]["status"], "rejected", "{a}");
+    assert_eq!(a["items"][0]["errors"][0]["rule"], "identifier.none", "{a}");
     assert_eq!(a["items"][1]["status"], "ignored", "{a}");
+    // ...then known with its Meta lead ID from an earlier stage change.
+    let first =
+        json!([{"lead_id": LEAD + 77, "crm_id": "77", "stage": "new", "changed_at": now() - 3600}]);
+    assert_eq!(s.post("/v1/stage-changes", &first.to_string()).await.0, 200);
+    let (code, a) = s.post("/v1/stage-changes/hubspot", &hs.to_string()).await;
+    assert_eq!(code, 200, "{a}");
+    assert_eq!(a["items"][0]["status"], "accepted", "{a}");
+    assert_eq!(
+        a["items"][0]["event_name"], "Marketing Qualified Lead",
+        "{a}"
+    );
+    let (_, lead) = s.get(&format!("/v1/leads/{}", LEAD + 77), true).await;
+    assert!(lead.contains("Marketing Qualified Lead"), "{lead}");
     assert_eq!(a["received"], 2);
     let (code2, a2) = s
         .post("/v1/stage-changes?format=hubspot", &hs.to_string())

@@ -207,6 +207,7 @@ async fn receive(
         Err(e) => return problem(StatusCode::BAD_REQUEST, &e.to_string()),
     };
     let now = super::unix_now();
+    let items = with_known_lead_ids(&st, items).await;
     // Prepare (hash) every item; keep what each becomes for the answer.
     let mut answers: Vec<ItemAnswer> = Vec::with_capacity(items.len());
     let mut stored: Vec<Incoming> = Vec::with_capacity(items.len());
@@ -322,4 +323,47 @@ pub fn rejected(origin: Origin, fingerprint: String, violations: Vec<Violation>)
         fingerprint,
         violations,
     }
+}
+
+/// Items that name their lead by CRM record ID only (HubSpot and Salesforce
+/// webhooks) get the Meta lead ID the outbox knows for that record, if any.
+async fn with_known_lead_ids(st: &Arc<AppState>, mut items: Vec<Item>) -> Vec<Item> {
+    let wanted: Vec<(usize, String)> = items
+        .iter()
+        .enumerate()
+        .filter_map(|(i, item)| match item {
+            Item::Row(row) => match &row.record {
+                Ok(r) if r.lead_id.is_none() => {
+                    r.crm_id.as_ref().and_then(|c| c.text()).map(|c| (i, c))
+                }
+                _ => None,
+            },
+            Item::Ignored { .. } => None,
+        })
+        .collect();
+    if wanted.is_empty() {
+        return items;
+    }
+    let dataset = st.pc.dataset_id.clone();
+    let found = st
+        .read(move |s| {
+            wanted
+                .into_iter()
+                .map(|(i, crm)| Ok((i, s.lead_id_of(&dataset, &crm)?)))
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await;
+    match found {
+        Ok(found) => {
+            for (i, lead_id) in found {
+                if let (Some(id), Item::Row(row)) = (lead_id, &mut items[i]) {
+                    if let Ok(r) = &mut row.record {
+                        r.lead_id = Some(leadsignal_core::Scalar::Int(id.into()));
+                    }
+                }
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "lead IDs of CRM records not looked up"),
+    }
+    items
 }
