@@ -12,6 +12,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use serde_json::{json, Value};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 pub(super) fn router(state: Shared) -> Router {
     Router::new()
@@ -365,12 +366,16 @@ async fn events_answer(
         let mut s = state.lock().expect("sandbox state");
         record(&mut s, &dataset, n, StatusCode::OK, None, test);
         let keep = s.cfg.keep_full;
+        let (shared_dataset, shared_trace): (Arc<str>, Arc<str>) =
+            (dataset.as_str().into(), trace.as_str().into());
+        let shared_code: Option<Arc<str>> = test_code.as_deref().map(Into::into);
         for (c, full) in checked.into_iter().zip(data) {
             s.stats.events_accepted += 1;
+            let event_id: Option<Arc<str>> = c.event_id.as_deref().map(Into::into);
             if test {
                 s.stats.test_events_accepted += 1;
-            } else if let Some(id) = &c.event_id {
-                let count = s.seen.entry(id.clone()).or_insert(0);
+            } else if let Some(id) = &event_id {
+                let count = s.seen.entry(Arc::clone(id)).or_insert(0);
                 *count += 1;
                 match *count {
                     1 => s.stats.distinct_event_ids += 1,
@@ -378,14 +383,22 @@ async fn events_answer(
                     _ => {}
                 }
             }
+            let event_name = match s.names.get(&c.event_name) {
+                Some(n) => Arc::clone(n),
+                None => {
+                    let n: Arc<str> = c.event_name.as_str().into();
+                    s.names.insert(c.event_name, Arc::clone(&n));
+                    n
+                }
+            };
             s.accepted.push(Accepted {
-                dataset_id: dataset.clone(),
-                event_id: c.event_id,
-                event_name: c.event_name,
+                dataset_id: Arc::clone(&shared_dataset),
+                event_id,
+                event_name,
                 event_time: c.event_time,
                 lead_id: c.lead_id,
-                test_event_code: test_code.clone(),
-                fbtrace_id: trace.clone(),
+                test_event_code: shared_code.clone(),
+                fbtrace_id: Arc::clone(&shared_trace),
             });
             if keep > 0 {
                 if s.full.len() == keep {
@@ -467,7 +480,7 @@ async fn list_events(
         .accepted
         .iter()
         .rev()
-        .filter(|a| dataset.is_none_or(|d| &a.dataset_id == d))
+        .filter(|a| dataset.is_none_or(|d| *a.dataset_id == **d))
         .take(limit)
         .collect();
     let full: Vec<&Value> = s.full.iter().rev().take(limit.min(s.full.len())).collect();

@@ -245,7 +245,7 @@ fn deliver(
     )?;
     let mut by_stage: std::collections::BTreeMap<&str, u64> = Default::default();
     for a in &accepted {
-        *by_stage.entry(a.event_name.as_str()).or_default() += 1;
+        *by_stage.entry(&*a.event_name).or_default() += 1;
     }
     for (stage, n) in by_stage {
         writeln!(out, "  accepted  {stage:<28} {n}")?;
