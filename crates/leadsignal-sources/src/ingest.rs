@@ -350,6 +350,78 @@ fn salesforce_item(
     }))
 }
 
+/// Why a HubSpot signature is refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum HubspotSignatureError {
+    /// `X-HubSpot-Signature-v3` or `X-HubSpot-Request-Timestamp` missing.
+    #[error("X-HubSpot-Signature-v3 and X-HubSpot-Request-Timestamp are required")]
+    Missing,
+    /// The timestamp is not a number of milliseconds, or is more than five
+    /// minutes away (a replay).
+    #[error("X-HubSpot-Request-Timestamp is more than 5 minutes away (or not a time)")]
+    Stale,
+    /// The signature does not match.
+    #[error("X-HubSpot-Signature-v3 does not match the request")]
+    Forged,
+}
+
+/// Checks HubSpot's v3 request signature: base64 of HMAC-SHA256, keyed with
+/// the app's client secret, of method + URI (as HubSpot called it, e.g.
+/// `https://leads.example.com/v1/stage-changes/hubspot`) + body + timestamp;
+/// the timestamp (ms) must be within five minutes of `now_ms`.
+pub fn verify_hubspot_v3(
+    client_secret: &[u8],
+    method: &str,
+    uri: &str,
+    body: &[u8],
+    timestamp: Option<&str>,
+    signature: Option<&str>,
+    now_ms: i64,
+) -> Result<(), HubspotSignatureError> {
+    use base64::Engine as _;
+    use hmac::{KeyInit, Mac};
+    let (Some(ts), Some(sig)) = (timestamp, signature) else {
+        return Err(HubspotSignatureError::Missing);
+    };
+    let t: i64 = ts
+        .trim()
+        .parse()
+        .map_err(|_| HubspotSignatureError::Stale)?;
+    if (now_ms - t).abs() > 5 * 60 * 1000 {
+        return Err(HubspotSignatureError::Stale);
+    }
+    let given = base64::engine::general_purpose::STANDARD
+        .decode(sig.trim())
+        .map_err(|_| HubspotSignatureError::Forged)?;
+    let mut mac =
+        hmac::Hmac::<sha2::Sha256>::new_from_slice(client_secret).expect("HMAC takes any key");
+    mac.update(method.as_bytes());
+    mac.update(uri.as_bytes());
+    mac.update(body);
+    mac.update(ts.trim().as_bytes());
+    mac.verify_slice(&given)
+        .map_err(|_| HubspotSignatureError::Forged)
+}
+
+/// The v3 signature HubSpot would send (tests, tools).
+pub fn sign_hubspot_v3(
+    client_secret: &[u8],
+    method: &str,
+    uri: &str,
+    body: &[u8],
+    timestamp: &str,
+) -> String {
+    use base64::Engine as _;
+    use hmac::{KeyInit, Mac};
+    let mut mac =
+        hmac::Hmac::<sha2::Sha256>::new_from_slice(client_secret).expect("HMAC takes any key");
+    mac.update(method.as_bytes());
+    mac.update(uri.as_bytes());
+    mac.update(body);
+    mac.update(timestamp.as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+}
+
 /// Salesforce expects this answer to an outbound message; without it, it
 /// delivers the message again.
 pub const SALESFORCE_ACK: &str = r#"<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Body><notificationsResponse xmlns="http://soap.sforce.com/2005/09/outbound"><Ack>true</Ack></notificationsResponse></soapenv:Body></soapenv:Envelope>"#;
@@ -432,6 +504,70 @@ mod tests {
         assert_eq!(r.crm_id, Some(Scalar::Int(51)));
         assert_eq!(r.stage, Some(Scalar::Text("salesqualifiedlead".into())));
         assert_eq!(r.changed_at, Some(Scalar::Int(1_795_262_400)));
+    }
+
+    #[test]
+    fn hubspot_v3_signatures() {
+        let (secret, uri, body) = (
+            b"client-secret".as_slice(),
+            "https://leads.example.com/v1/stage-changes/hubspot",
+            b"[]".as_slice(),
+        );
+        let now = 1_795_262_400_000i64;
+        let ts = now.to_string();
+        let sig = sign_hubspot_v3(secret, "POST", uri, body, &ts);
+        assert_eq!(
+            verify_hubspot_v3(secret, "POST", uri, body, Some(&ts), Some(&sig), now + 1000),
+            Ok(())
+        );
+        assert_eq!(
+            verify_hubspot_v3(secret, "POST", uri, body, None, Some(&sig), now),
+            Err(HubspotSignatureError::Missing)
+        );
+        assert_eq!(
+            verify_hubspot_v3(
+                secret,
+                "POST",
+                uri,
+                body,
+                Some(&ts),
+                Some(&sig),
+                now + 301_000
+            ),
+            Err(HubspotSignatureError::Stale)
+        );
+        assert_eq!(
+            verify_hubspot_v3(secret, "POST", uri, b"[1]", Some(&ts), Some(&sig), now),
+            Err(HubspotSignatureError::Forged)
+        );
+        assert_eq!(
+            verify_hubspot_v3(b"other", "POST", uri, body, Some(&ts), Some(&sig), now),
+            Err(HubspotSignatureError::Forged)
+        );
+        assert_eq!(
+            verify_hubspot_v3(
+                secret,
+                "POST",
+                "https://evil.example/x",
+                body,
+                Some(&ts),
+                Some(&sig),
+                now
+            ),
+            Err(HubspotSignatureError::Forged)
+        );
+        assert_eq!(
+            verify_hubspot_v3(
+                secret,
+                "POST",
+                uri,
+                body,
+                Some(&ts),
+                Some("not base64!"),
+                now
+            ),
+            Err(HubspotSignatureError::Forged)
+        );
     }
 
     #[test]

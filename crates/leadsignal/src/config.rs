@@ -308,6 +308,12 @@ pub struct ServerConfig {
     pub fetch_leads: bool,
     /// How long a webhook lead's first event waits for its answers (s).
     pub fetch_hold_secs: i64,
+    /// HubSpot app client secret: HubSpot webhooks are accepted with a valid
+    /// `X-HubSpot-Signature-v3` instead of the bearer token (use `env:NAME`).
+    pub hubspot_client_secret: Option<Secret>,
+    /// The URL this server is reached at from outside (e.g.
+    /// `https://leads.example.com`), for signatures over the request URI.
+    pub public_url: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -325,6 +331,8 @@ impl Default for ServerConfig {
             sandbox_page: false,
             fetch_leads: false,
             fetch_hold_secs: 30,
+            hubspot_client_secret: None,
+            public_url: None,
         }
     }
 }

@@ -179,7 +179,7 @@ async fn bad_bodies_are_refused_clearly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crm_shapes_hubspot_and_salesforce() {
     let sb = sandbox().await;
-    let s = Serve::start(&sb, "").await;
+    let s = Serve::start(&sb, "hubspot_client_secret = \"hs-client-5ecret\"\n").await;
     let hs = json!([
         {"eventId": 1, "subscriptionType": "contact.propertyChange", "objectId": 77, "propertyName": "lifecyclestage", "propertyValue": "marketingqualifiedlead", "occurredAt": (now() - 60) * 1000},
         {"eventId": 2, "subscriptionType": "contact.propertyChange", "objectId": 77, "propertyName": "firstname", "propertyValue": "Jane", "occurredAt": (now() - 60) * 1000}
@@ -209,6 +209,60 @@ async fn crm_shapes_hubspot_and_salesforce() {
         .await;
     assert_eq!(code2, 200);
     assert_eq!(a2["ignored"], 1);
+    // HubSpot cannot send a bearer token: its v3 signature stands in.
+    let body = hs.to_string();
+    let uri = s.url("/v1/stage-changes/hubspot");
+    let hubspot = |ts: String, sig: Option<String>| {
+        let mut r = s
+            .http
+            .post(&uri)
+            .header("content-type", "application/json")
+            .header("X-HubSpot-Request-Timestamp", ts)
+            .body(body.clone());
+        if let Some(sig) = sig {
+            r = r.header("X-HubSpot-Signature-v3", sig);
+        }
+        r.send()
+    };
+    let ts = (now() * 1000).to_string();
+    let good = leadsignal_sources::ingest::sign_hubspot_v3(
+        b"hs-client-5ecret",
+        "POST",
+        &uri,
+        body.as_bytes(),
+        &ts,
+    );
+    let r = hubspot(ts.clone(), Some(good.clone())).await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let a: Value = r.json().await.unwrap();
+    assert_eq!(a["already_known"], 1, "{a}");
+    assert_eq!(
+        hubspot(ts.clone(), None).await.unwrap().status().as_u16(),
+        401
+    );
+    let old_ts = ((now() - 600) * 1000).to_string();
+    let stale = leadsignal_sources::ingest::sign_hubspot_v3(
+        b"hs-client-5ecret",
+        "POST",
+        &uri,
+        body.as_bytes(),
+        &old_ts,
+    );
+    assert_eq!(
+        hubspot(old_ts, Some(stale))
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        401,
+        "a replay"
+    );
+    let forged =
+        leadsignal_sources::ingest::sign_hubspot_v3(b"guess", "POST", &uri, body.as_bytes(), &ts);
+    assert_eq!(
+        hubspot(ts, Some(forged)).await.unwrap().status().as_u16(),
+        401
+    );
     let sf = format!(
         r#"<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"><soapenv:Body><notifications xmlns="http://soap.sforce.com/2005/09/outbound"><OrganizationId>00D</OrganizationId><Notification><Id>04l</Id><sObject xmlns:sf="urn:sobject.enterprise.soap.sforce.com"><sf:Id>00Q000000000001</sf:Id><sf:Meta_Lead_ID__c>{}</sf:Meta_Lead_ID__c><sf:Status>new</sf:Status><sf:LastModifiedDate>{}</sf:LastModifiedDate><sf:Email>sf@example.com</sf:Email></sObject></Notification></notifications></soapenv:Body></soapenv:Envelope>"#,
         LEAD + 50,
@@ -219,12 +273,24 @@ async fn crm_shapes_hubspot_and_salesforce() {
         .post(s.url("/v1/stage-changes/salesforce"))
         .bearer_auth(API_TOKEN)
         .header("content-type", "text/xml")
-        .body(sf)
+        .body(sf.clone())
         .send()
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 200);
     assert!(r.text().await.unwrap().contains("<Ack>true</Ack>"));
+    // Salesforce cannot send headers either: the token in the path.
+    for (token, code) in [(API_TOKEN, 200), ("wrong", 401)] {
+        let r = s
+            .http
+            .post(s.url(&format!("/v1/stage-changes/salesforce/{token}")))
+            .header("content-type", "text/xml")
+            .body(sf.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), code);
+    }
     let (code, lead) = s.get(&format!("/v1/leads/{}", LEAD + 50), true).await;
     assert_eq!(code, 200, "{lead}");
     assert!(lead.contains("00Q000000000001"), "{lead}");

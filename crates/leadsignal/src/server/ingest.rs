@@ -167,12 +167,20 @@ pub async fn stage_changes(
             )
         }
     };
-    receive(st, format, headers, body).await
+    receive(st, format, headers, body, false).await
 }
 
-/// `POST /v1/stage-changes/hubspot`.
-pub async fn hubspot(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
-    receive(st, IngestFormat::Hubspot, headers, body).await
+/// `POST /v1/stage-changes/hubspot`: the bearer token, or HubSpot's v3
+/// signature when `server.hubspot_client_secret` is set (HubSpot cannot send
+/// a bearer token).
+pub async fn hubspot(
+    State(st): State<Arc<AppState>>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let signed = hubspot_signed(&st, &uri, &headers, &body);
+    receive(st, IngestFormat::Hubspot, headers, body, signed).await
 }
 
 /// `POST /v1/stage-changes/salesforce`.
@@ -181,7 +189,50 @@ pub async fn salesforce(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    receive(st, IngestFormat::Salesforce, headers, body).await
+    receive(st, IngestFormat::Salesforce, headers, body, false).await
+}
+
+/// `POST /v1/stage-changes/salesforce/{token}`: Salesforce outbound
+/// messages cannot carry headers, so the API token is the last path segment.
+pub async fn salesforce_with_token(
+    State(st): State<Arc<AppState>>,
+    axum::extract::Path(token): axum::extract::Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let ok = super::token_ok(&st, &token);
+    receive(st, IngestFormat::Salesforce, headers, body, ok).await
+}
+
+/// Whether a HubSpot request carries a valid v3 signature.
+fn hubspot_signed(st: &AppState, uri: &axum::http::Uri, headers: &HeaderMap, body: &[u8]) -> bool {
+    let Some(secret) = st.hubspot_secret.as_deref() else {
+        return false;
+    };
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    // The URI as HubSpot called it: the public URL when configured (behind
+    // a proxy), otherwise this server's Host.
+    let base = match &st.public_url {
+        Some(u) => u.trim_end_matches('/').to_string(),
+        None => format!("http://{}", header("host").unwrap_or("")),
+    };
+    let path = uri.path_and_query().map_or("", |p| p.as_str());
+    let now_ms = super::unix_now() * 1000;
+    match ingest::verify_hubspot_v3(
+        secret.as_bytes(),
+        "POST",
+        &format!("{base}{path}"),
+        body,
+        header("x-hubspot-request-timestamp"),
+        header("x-hubspot-signature-v3"),
+        now_ms,
+    ) {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(error = %e, "HubSpot request signature refused");
+            false
+        }
+    }
 }
 
 async fn receive(
@@ -189,8 +240,9 @@ async fn receive(
     format: IngestFormat,
     headers: HeaderMap,
     body: Bytes,
+    authorized: bool,
 ) -> Response {
-    if !bearer_ok(&st, &headers) {
+    if !authorized && !bearer_ok(&st, &headers) {
         return problem(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
     }
     if st.stopping.load(Ordering::Relaxed) {

@@ -67,6 +67,10 @@ pub struct AppState {
     sandbox_url: Option<String>,
     /// Fetching webhook leads' form answers, when on.
     fetch: Option<webhook::Fetch>,
+    /// HubSpot app client secret (v3 request signatures).
+    hubspot_secret: Option<String>,
+    /// The URL this server is reached at from outside (signatures).
+    public_url: Option<String>,
 }
 
 impl AppState {
@@ -113,6 +117,11 @@ fn bearer_ok(st: &AppState, headers: &HeaderMap) -> bool {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
+    token_ok(st, given)
+}
+
+/// `given` is the API token (constant-time comparison).
+fn token_ok(st: &AppState, given: &str) -> bool {
     leadsignal_graph::proof::constant_time_eq(given.as_bytes(), st.api_token.as_bytes())
         && !st.api_token.is_empty()
 }
@@ -164,6 +173,10 @@ pub fn router(st: Arc<AppState>, max_body_bytes: usize) -> Router {
         .route("/v1/stage-changes", post(ingest::stage_changes))
         .route("/v1/stage-changes/hubspot", post(ingest::hubspot))
         .route("/v1/stage-changes/salesforce", post(ingest::salesforce))
+        .route(
+            "/v1/stage-changes/salesforce/{token}",
+            post(ingest::salesforce_with_token),
+        )
         .route("/v1/leads/{lead_id}", get(api::lead))
         .route("/v1/status", get(api::status))
         .route("/healthz", get(api::healthz))
@@ -268,6 +281,12 @@ pub async fn start(cfg: Config, listen: &str) -> anyhow::Result<Server> {
         metrics: metrics::Metrics::new(&pc.dataset_id),
         stopping: AtomicBool::new(false),
         sandbox_url: cfg.server.sandbox_page.then(|| cfg.meta.graph_url.clone()),
+        hubspot_secret: cfg
+            .server
+            .hubspot_client_secret
+            .as_ref()
+            .map(|s| s.expose().to_string()),
+        public_url: cfg.server.public_url.clone(),
         fetch: match cfg.server.fetch_leads {
             true => Some(webhook::Fetch {
                 client: cfg.graph_client()?,
