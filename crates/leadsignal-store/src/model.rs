@@ -383,8 +383,9 @@ pub struct StageEntry {
 /// Dashboard figures (`Outbox::activity`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Activity {
-    /// Events accepted by Meta per hour over the last 7 days: (hour start, count).
-    pub sent_per_hour: Vec<(i64, u64)>,
+    /// Events that left the queue per hour over the last 7 days, by final
+    /// state (`sent`, `quarantined`, `expired`): (hour start, state, count).
+    pub settled_per_hour: Vec<(i64, String, u64)>,
     /// Unsent events whose deadline is within 24 hours: (stage, send_by, lead key), most urgent first (at most 20).
     pub near_cutoff: Vec<(String, i64, String)>,
     /// How many unsent events are within 24 hours of their deadline.

@@ -46,6 +46,7 @@ CREATE TABLE outbox (
     last_error      TEXT,
     fbtrace_id      TEXT,
     sent_at         INTEGER,
+    settled_at      INTEGER,             -- when it left the queue (sent, quarantined, expired)
     source          INTEGER NOT NULL REFERENCES sources(id),
     line            INTEGER NOT NULL,
     created_at      INTEGER NOT NULL,
@@ -160,16 +161,17 @@ impl SqliteOutbox {
         state: &str,
         error: Option<&str>,
         fbtrace_id: Option<&str>,
+        now: i64,
     ) -> Result<(), StoreError> {
         self.bookkeeping()?;
         let tx = self.conn.transaction()?;
         let leads = tx
             .prepare_cached(
                 "UPDATE outbox SET state = ?2, last_error = ?3, fbtrace_id = coalesce(?4, fbtrace_id),
-                        lease_until = NULL, attempts = attempts + 1
+                        lease_until = NULL, attempts = attempts + 1, settled_at = ?5
                   WHERE id IN rarray(?1) AND state = 'sending' RETURNING lead",
             )?
-            .query_map(params![id_array(ids), state, error, fbtrace_id], |r| r.get(0))?
+            .query_map(params![id_array(ids), state, error, fbtrace_id, now], |r| r.get(0))?
             .collect::<Result<Vec<i64>, _>>()?;
         tx.commit()?;
         self.left_queue(&leads);
@@ -283,8 +285,8 @@ const RETAKE_LEASES: &str = "UPDATE outbox SET state = 'pending', lease_until = 
 /// Past the deadline, one statement per state so that each uses its
 /// partial index (`?1` now).
 const EXPIRE: [&str; 2] = [
-    "UPDATE outbox SET state = 'expired' WHERE state = 'pending' AND send_by / 3600 <= ?1 / 3600 AND send_by < ?1",
-    "UPDATE outbox SET state = 'expired' WHERE state = 'held' AND send_by < ?1",
+    "UPDATE outbox SET state = 'expired', settled_at = ?1 WHERE state = 'pending' AND send_by / 3600 <= ?1 / 3600 AND send_by < ?1",
+    "UPDATE outbox SET state = 'expired', settled_at = ?1 WHERE state = 'held' AND send_by < ?1",
 ];
 
 /// Entry IDs as one statement parameter (`rarray(?n)`): one statement per
@@ -908,7 +910,7 @@ impl Outbox for SqliteOutbox {
         // that keeps its size is rewritten in place.
         let leads = tx
             .prepare_cached(
-                "UPDATE outbox SET state = 'sent', sent_at = ?2, fbtrace_id = ?3, attempts = attempts + 1
+                "UPDATE outbox SET state = 'sent', sent_at = ?2, settled_at = ?2, fbtrace_id = ?3, attempts = attempts + 1
                   WHERE id IN rarray(?1) AND state = 'sending' RETURNING lead",
             )?
             .query_map(params![id_array(ids), now, fbtrace_id], |r| r.get(0))?
@@ -940,13 +942,13 @@ impl Outbox for SqliteOutbox {
         ids: &[i64],
         error: &str,
         fbtrace_id: Option<&str>,
-        _now: i64,
+        now: i64,
     ) -> Result<(), StoreError> {
-        self.set_state(ids, "quarantined", Some(error), fbtrace_id)
+        self.set_state(ids, "quarantined", Some(error), fbtrace_id, now)
     }
 
-    fn expire(&mut self, ids: &[i64], reason: &str, _now: i64) -> Result<(), StoreError> {
-        self.set_state(ids, "expired", Some(reason), None)
+    fn expire(&mut self, ids: &[i64], reason: &str, now: i64) -> Result<(), StoreError> {
+        self.set_state(ids, "expired", Some(reason), None, now)
     }
 
     fn unlease(&mut self, ids: &[i64]) -> Result<(), StoreError> {
@@ -1122,13 +1124,13 @@ impl Outbox for SqliteOutbox {
 
     fn activity(&self, now: i64) -> Result<Activity, StoreError> {
         let c = &self.conn;
-        let sent_per_hour = c
+        let settled_per_hour = c
             .prepare_cached(
-                "SELECT sent_at / 3600 * 3600, count(*) FROM outbox
-                  WHERE state = 'sent' AND sent_at >= ?1 GROUP BY 1 ORDER BY 1",
+                "SELECT settled_at / 3600 * 3600, state, count(*) FROM outbox
+                  WHERE settled_at >= ?1 GROUP BY 1, 2 ORDER BY 1, 2",
             )?
             .query_map([now - 7 * 86_400], |r| {
-                Ok((r.get(0)?, r.get::<_, i64>(1)? as u64))
+                Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)? as u64))
             })?
             .collect::<Result<Vec<_>, _>>()?;
         // Unsent entries within 24 hours of their deadline, by state's index.
@@ -1222,7 +1224,7 @@ impl Outbox for SqliteOutbox {
             cov.keys_histogram[keys.min(10)] += 1;
         }
         Ok(Activity {
-            sent_per_hour,
+            settled_per_hour,
             near_cutoff: near,
             near_cutoff_count: count,
             latest_errors,

@@ -182,6 +182,8 @@ async fn dashboard_in_headless_chromium_matches_the_store() {
         one("sent-week"),
         count("SELECT count(*) FROM outbox WHERE state = 'sent'").to_string()
     );
+    assert_eq!(one("quarantined-week"), "1");
+    assert_eq!(one("expired-week"), "0");
     // Meta's rejection of the deleted lead, with its code and trace.
     let err = one("error");
     assert!(err.contains("100") && err.contains("fbtrace_id"), "{err}");

@@ -169,39 +169,59 @@ fn render(st: &AppState, s: &Status, a: &Activity, now: i64) -> String {
         );
     }
     h.push_str("</table><p>dark: accepted by Meta; light: known.</p></section>");
-    // Uploads over time.
-    h.push_str("<section><h2>Accepted per hour, last 7 days</h2>");
+    // Delivery states over time: what left the queue each hour, stacked.
+    h.push_str("<section><h2>Delivery states per hour, last 7 days</h2>");
     let hours = 7 * 24;
     let start = (now / 3600 - hours + 1) * 3600;
-    let peak = a
-        .sent_per_hour
-        .iter()
-        .map(|x| x.1)
+    const COLORS: [(&str, &str); 3] = [
+        ("sent", "#31a24c"),
+        ("quarantined", "#fa383e"),
+        ("expired", "#8d949e"),
+    ];
+    let mut per_hour: std::collections::BTreeMap<i64, [u64; 3]> = Default::default();
+    let mut totals = [0u64; 3];
+    for (hour, state, n) in &a.settled_per_hour {
+        if let Some(k) = COLORS.iter().position(|(s, _)| s == state) {
+            totals[k] += n;
+            if *hour >= start {
+                per_hour.entry(*hour).or_default()[k] += n;
+            }
+        }
+    }
+    let peak = per_hour
+        .values()
+        .map(|c| c.iter().sum::<u64>())
         .max()
         .unwrap_or(0)
         .max(1);
     let _ = write!(
         h,
-        "<svg viewBox=\"0 0 {} 104\" role=img aria-label=\"accepted per hour\">",
+        "<svg viewBox=\"0 0 {} 104\" role=img aria-label=\"delivery states per hour\">",
         hours * 4
     );
-    for &(hour, n) in &a.sent_per_hour {
-        if hour < start {
-            continue;
-        }
+    for (hour, counts) in &per_hour {
         let x = (hour - start) / 3600 * 4;
-        let bh = (n as f64 / peak as f64 * 100.0).max(1.0);
-        let _ = write!(
-            h,
-            "<rect x={x} y={} width=3 height={bh:.0} fill=\"#31a24c\"><title>{n}</title></rect>",
-            102.0 - bh
-        );
+        let mut y = 102.0;
+        for (k, &n) in counts.iter().enumerate() {
+            if n == 0 {
+                continue;
+            }
+            let bh = (n as f64 / peak as f64 * 100.0).max(1.0);
+            y -= bh;
+            let _ = write!(
+                h,
+                "<rect x={x} y={y:.0} width=3 height={bh:.0} fill=\"{}\"><title>{n} {}</title></rect>",
+                COLORS[k].1, COLORS[k].0
+            );
+        }
     }
-    let total_week: u64 = a.sent_per_hour.iter().map(|x| x.1).sum();
     let _ = write!(
         h,
-        "<line x1=0 y1=102 x2={} y2=102 stroke=\"#8d949e\"/></svg><p><span data-figure=sent-week>{total_week}</span> accepted in 7 days; peak {peak} in an hour.</p></section>",
-        hours * 4
+        "<line x1=0 y1=102 x2={} y2=102 stroke=\"#8d949e\"/></svg><p>In 7 days: <span data-figure=sent-week>{}</span> accepted (green), <span data-figure=quarantined-week>{}</span> rejected by Meta (red), <span data-figure=expired-week>{}</span> expired (grey); peak {peak} in an hour.</p></section>",
+        hours * 4,
+        totals[0],
+        totals[1],
+        totals[2]
     );
     // Near the cutoff.
     let _ = write!(
