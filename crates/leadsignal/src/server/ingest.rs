@@ -170,9 +170,43 @@ pub async fn stage_changes(
     receive(st, format, headers, body, false).await
 }
 
-/// `POST /v1/stage-changes/hubspot`: the bearer token, or HubSpot's v3
-/// signature when `server.hubspot_client_secret` is set (HubSpot cannot send
-/// a bearer token).
+/// One HubSpot webhook event (the fields read).
+#[allow(dead_code)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HubspotEventDoc {
+    /// `contact.propertyChange` for stage changes.
+    pub subscription_type: Option<String>,
+    /// The contact's record ID (`crm_id`).
+    pub object_id: Option<i64>,
+    /// The property that changed (`server.hubspot_stage_property`).
+    pub property_name: Option<String>,
+    /// Its new value (the CRM stage).
+    pub property_value: Option<String>,
+    /// When, in milliseconds.
+    pub occurred_at: Option<i64>,
+}
+
+/// A HubSpot webhook delivery: the bearer token, or HubSpot's v3 signature
+/// when `server.hubspot_client_secret` is set (HubSpot cannot send a bearer
+/// token).
+#[utoipa::path(
+    post,
+    path = "/v1/stage-changes/hubspot",
+    request_body(content = Vec<HubspotEventDoc>, content_type = "application/json"),
+    params(
+        ("X-HubSpot-Signature-v3" = Option<String>, Header, description = "base64 HMAC-SHA256 of method, URI, body and timestamp with the app's client secret"),
+        ("X-HubSpot-Request-Timestamp" = Option<String>, Header, description = "milliseconds; at most 5 minutes away"),
+    ),
+    responses(
+        (status = 200, description = "Every event answered (other properties: ignored)", body = IngestAnswer),
+        (status = 400, description = "Malformed body", body = super::Problem),
+        (status = 401, description = "No valid bearer token or signature", body = super::Problem),
+        (status = 413, description = "Body too large"),
+        (status = 503, description = "The outbox cannot be written", body = super::Problem),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn hubspot(
     State(st): State<Arc<AppState>>,
     uri: axum::http::Uri,
@@ -183,7 +217,20 @@ pub async fn hubspot(
     receive(st, IngestFormat::Hubspot, headers, body, signed).await
 }
 
-/// `POST /v1/stage-changes/salesforce`.
+/// A Salesforce outbound message (SOAP), answered with Salesforce's Ack.
+#[utoipa::path(
+    post,
+    path = "/v1/stage-changes/salesforce",
+    request_body(content = String, content_type = "text/xml"),
+    responses(
+        (status = 200, description = "Stored: Salesforce's acknowledgement", body = String, content_type = "text/xml"),
+        (status = 400, description = "Not an outbound message", body = super::Problem),
+        (status = 401, description = "Missing or wrong bearer token", body = super::Problem),
+        (status = 413, description = "Body too large"),
+        (status = 503, description = "Not stored; Salesforce delivers again", body = super::Problem),
+    ),
+    security(("bearer" = []))
+)]
 pub async fn salesforce(
     State(st): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -192,8 +239,21 @@ pub async fn salesforce(
     receive(st, IngestFormat::Salesforce, headers, body, false).await
 }
 
-/// `POST /v1/stage-changes/salesforce/{token}`: Salesforce outbound
-/// messages cannot carry headers, so the API token is the last path segment.
+/// A Salesforce outbound message with the API token as the last path
+/// segment (outbound messages cannot carry headers).
+#[utoipa::path(
+    post,
+    path = "/v1/stage-changes/salesforce/{token}",
+    params(("token" = String, Path, description = "[server] api_token")),
+    request_body(content = String, content_type = "text/xml"),
+    responses(
+        (status = 200, description = "Stored: Salesforce's acknowledgement", body = String, content_type = "text/xml"),
+        (status = 400, description = "Not an outbound message", body = super::Problem),
+        (status = 401, description = "Wrong token", body = super::Problem),
+        (status = 413, description = "Body too large"),
+        (status = 503, description = "Not stored; Salesforce delivers again", body = super::Problem),
+    )
+)]
 pub async fn salesforce_with_token(
     State(st): State<Arc<AppState>>,
     axum::extract::Path(token): axum::extract::Path<String>,

@@ -131,6 +131,9 @@ fn token_ok(st: &AppState, given: &str) -> bool {
     info(title = "leadsignal", description = "CRM stage changes in, Meta Conversion Leads events out."),
     paths(
         ingest::stage_changes,
+        ingest::hubspot,
+        ingest::salesforce,
+        ingest::salesforce_with_token,
         api::lead,
         api::status,
         api::healthz,
@@ -138,7 +141,7 @@ fn token_ok(st: &AppState, given: &str) -> bool {
         webhook::verify,
         webhook::deliver,
     ),
-    components(schemas(Problem, ingest::StageChangeRecordDoc, ingest::IngestAnswer, ingest::ItemAnswer, ingest::ItemError, webhook::WebhookAnswer)),
+    components(schemas(Problem, ingest::StageChangeRecordDoc, ingest::HubspotEventDoc, ingest::IngestAnswer, ingest::ItemAnswer, ingest::ItemError, webhook::WebhookAnswer)),
     modifiers(&Bearer)
 )]
 struct ApiDoc;
