@@ -300,8 +300,8 @@ pub struct ServerConfig {
     pub flush_interval_ms: u64,
     /// A folder whose CSV/JSONL files are imported, then moved to `done/`.
     pub inbox_dir: Option<PathBuf>,
-    /// Show what the sandbox received at `/sandbox` (when `graph_url` is a
-    /// leadsignal sandbox).
+    /// Show what the sandbox received at `/sandbox` (also on by itself when
+    /// `graph_url` is a leadsignal sandbox on this machine).
     pub sandbox_page: bool,
     /// Fetch each webhook lead's form answers from Meta (`GET /{lead_id}`)
     /// and send its first event with them (hashed).

@@ -283,7 +283,8 @@ pub async fn start(cfg: Config, listen: &str) -> anyhow::Result<Server> {
         webhook_stage,
         metrics: metrics::Metrics::new(&pc.dataset_id),
         stopping: AtomicBool::new(false),
-        sandbox_url: cfg.server.sandbox_page.then(|| cfg.meta.graph_url.clone()),
+        sandbox_url: (cfg.server.sandbox_page || is_sandbox(&cfg.meta.graph_url).await)
+            .then(|| cfg.meta.graph_url.clone()),
         hubspot_secret: cfg
             .server
             .hubspot_client_secret
@@ -341,6 +342,31 @@ pub async fn start(cfg: Config, listen: &str) -> anyhow::Result<Server> {
         state: state_handle,
         done,
     })
+}
+
+/// Whether `graph_url` is a leadsignal sandbox on this machine (it answers
+/// `GET /sandbox/stats`). Only loopback addresses are asked.
+async fn is_sandbox(graph_url: &str) -> bool {
+    let url = graph_url.trim_end_matches('/');
+    let host = url
+        .split("://")
+        .nth(1)
+        .and_then(|r| r.split(['/', ':']).next())
+        .unwrap_or("");
+    let loopback = matches!(host, "127.0.0.1" | "localhost") || url.contains("://[::1]");
+    if !loopback {
+        return false;
+    }
+    let answer = async {
+        let r = reqwest::Client::new()
+            .get(format!("{url}/sandbox/stats"))
+            .timeout(std::time::Duration::from_secs(1))
+            .send()
+            .await?;
+        let v: serde_json::Value = r.error_for_status()?.json().await?;
+        anyhow::Ok(v.get("requests").is_some())
+    };
+    answer.await.unwrap_or(false)
 }
 
 async fn signal() {

@@ -44,7 +44,7 @@ impl Serve {
             "[meta]\ndataset_id = \"{DATASET}\"\naccess_token = \"env:TEST_META_TOKEN\"\napp_secret = \"env:TEST_APP_SECRET\"\ngraph_url = \"{}\"\n\
              [crm]\nname = \"HubSpot\"\n[normalize]\ndefault_country = \"US\"\n[store]\nurl = \"sqlite://{}\"\n\
              [delivery]\nbatch_size = 50\nin_flight = 2\nretry_base_ms = 100\nretry_max_secs = 1\n\
-             [server]\nlisten = \"127.0.0.1:{port}\"\napi_token = \"env:TEST_API_TOKEN\"\nwebhook_verify_token = \"{VERIFY}\"\nflush_interval_ms = 100\nsandbox_page = true\n{extra}",
+             [server]\nlisten = \"127.0.0.1:{port}\"\napi_token = \"env:TEST_API_TOKEN\"\nwebhook_verify_token = \"{VERIFY}\"\nflush_interval_ms = 100\n{extra}",
             sb.url(),
             dir.path().join("outbox.db").display(),
         );
