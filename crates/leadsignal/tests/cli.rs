@@ -425,3 +425,83 @@ fn secrets_and_raw_contact_data_never_appear_in_output() {
         }
     }
 }
+
+/// `demo --serve`: after the demo, the service runs on the demo's outbox and
+/// sandbox; the dashboard answers, a pushed stage change reaches the
+/// sandbox, and Ctrl-C (SIGINT) stops it cleanly.
+#[test]
+fn demo_serve_runs_the_service_until_interrupted() {
+    use std::io::{BufRead, BufReader};
+    let mut child = bin()
+        .args(["demo", "--serve", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut base, mut token) = (String::new(), String::new());
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(rest) = line.trim().strip_prefix("dashboard") {
+            base = rest.trim().trim_end_matches('/').to_string();
+        }
+        if let Some(rest) = line.trim().strip_prefix("API token") {
+            token = rest.split_whitespace().next().unwrap().to_string();
+        }
+        if line.contains("/v1/stage-changes") {
+            break;
+        }
+    }
+    assert!(
+        base.starts_with("http://127.0.0.1:") && token.len() == 32,
+        "{base} {token}"
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let http = reqwest::Client::new();
+        let page = http.get(format!("{base}/")).send().await.unwrap();
+        assert_eq!(page.status().as_u16(), 200);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let r = http
+            .post(format!("{base}/v1/stage-changes"))
+            .bearer_auth(&token)
+            .body(format!(
+                r#"[{{"lead_id":"1234567890123999","stage":"new","changed_at":{}}}]"#,
+                now - 60
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        let t0 = std::time::Instant::now();
+        loop {
+            let page = http
+                .get(format!("{base}/sandbox"))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            if page.contains("1234567890123999") {
+                break;
+            }
+            assert!(
+                t0.elapsed() < std::time::Duration::from_secs(20),
+                "not delivered: {page}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    });
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    let rest: Vec<String> = lines.map(Result::unwrap).collect();
+    assert!(rest.iter().any(|l| l.contains("Next:")), "{rest:?}");
+}

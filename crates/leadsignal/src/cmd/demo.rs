@@ -40,6 +40,11 @@ pub struct Args {
     /// Print every accepted event's request body instead of the first one.
     #[arg(long)]
     all: bool,
+    /// Then keep going as `leadsignal serve` on ADDR (default
+    /// 127.0.0.1:8787) with the demo's outbox and sandbox: open the
+    /// dashboard, push stage changes with the printed token; Ctrl-C stops.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:8787")]
+    serve: Option<String>,
 }
 
 fn shift(sc: &mut StageChange, delta: i64) {
@@ -162,7 +167,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     )?;
     writeln!(out, "{}", serde_json::to_string_pretty(&body)?)?;
 
-    deliver(out, &cfg, &pc, batch, a.db.as_deref())?;
+    deliver(out, &cfg, &pc, batch, a.db.as_deref(), a.serve.as_deref())?;
     writeln!(
         out,
         "\nNext:\n  leadsignal demo --all                   every request body\n  \
@@ -173,6 +178,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
          leadsignal import <export.csv>          store your events in the durable outbox\n  \
          leadsignal send --test-event-code CODE  try Meta's Test Events with your real dataset and token\n  \
          leadsignal sync                         import [import] files, then send: the daily cron job\n  \
+         leadsignal demo --serve                 this demo as a running service: dashboard, HTTP API, webhook\n  \
          leadsignal sandbox --token T            this demo's stand-in for Meta, as a server"
     )?;
     Ok(ExitCode::SUCCESS)
@@ -186,6 +192,7 @@ fn deliver(
     pc: &leadsignal_core::PrepareConfig,
     batch: Vec<Incoming>,
     db: Option<&std::path::Path>,
+    serve: Option<&str>,
 ) -> anyhow::Result<()> {
     let tmp = tempdir_path();
     let path = match db {
@@ -217,7 +224,7 @@ fn deliver(
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let (send, accepted) = runtime.block_on(async {
+    let (send, accepted, sb) = runtime.block_on(async {
         let mut sb_cfg = SandboxConfig::single(&pc.dataset_id, DEMO_TOKEN);
         sb_cfg.deleted_leads.push(DELETED_ON_META);
         let sb = sandbox::start(sb_cfg).await?;
@@ -235,8 +242,7 @@ fn deliver(
         sc.max_wait = std::time::Duration::from_secs(10);
         let report = crate::sender::send_due(&mut store, &client, &sc, |_| {}).await?;
         let accepted = sb.accepted();
-        sb.shutdown().await;
-        anyhow::Ok((report, accepted))
+        anyhow::Ok((report, accepted, sb))
     })?;
     writeln!(
         out,
@@ -259,10 +265,47 @@ fn deliver(
             writeln!(out, "  {n} x {e}")?;
         }
     }
+    drop(store);
+    if let Some(listen) = serve {
+        serve_demo(out, &runtime, &sb.url(), &path, listen)?;
+    }
+    runtime.block_on(sb.shutdown());
     if db.is_none() {
         let _ = std::fs::remove_dir_all(&tmp);
     }
     Ok(())
+}
+
+/// `demo --serve`: `leadsignal serve` on the demo's outbox, with the demo's
+/// sandbox as Meta, until Ctrl-C.
+fn serve_demo(
+    out: &mut impl Write,
+    runtime: &tokio::runtime::Runtime,
+    sandbox_url: &str,
+    db: &std::path::Path,
+    listen: &str,
+) -> anyhow::Result<()> {
+    let api_token = format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..));
+    let toml = CONFIG.replacen(
+        "[meta]\n",
+        &format!("[meta]\naccess_token = \"{DEMO_TOKEN}\"\ngraph_url = \"{sandbox_url}\"\n"),
+        1,
+    ) + &format!(
+        "\n[store]\nurl = \"sqlite://{}\"\n[server]\napi_token = \"{api_token}\"\nwebhook_verify_token = \"demo-verify\"\n",
+        db.display()
+    );
+    let cfg = Config::from_toml(&toml)?;
+    runtime.block_on(async {
+        let server = crate::server::start(cfg, listen).await?;
+        let base = format!("http://{}", server.addr);
+        writeln!(
+            out,
+            "\nServing (Ctrl-C stops, nothing is lost):\n  dashboard   {base}/\n  sandbox     {base}/sandbox   (what \"Meta\" received)\n  metrics     {base}/metrics\n  API token   {api_token}   (this run only)\n  push a stage change:\n    curl -H 'Authorization: Bearer {api_token}' -d '[{{\"lead_id\":\"1234567890123456\",\"stage\":\"won\",\"changed_at\":{},\"email\":\"jane@example.com\"}}]' {base}/v1/stage-changes",
+            super::now_or(None) - 60
+        )?;
+        out.flush()?;
+        server.wait().await
+    })
 }
 
 fn tempdir_path() -> std::path::PathBuf {
