@@ -12,6 +12,7 @@
 pub mod file;
 pub mod ingest;
 pub mod mapping;
+pub mod sql;
 pub mod webhook;
 
 pub use file::{FileFormat, FileRows, SourceError};

@@ -58,6 +58,19 @@ pub trait Outbox {
         ctx: &EnqueueContext<'_>,
     ) -> Result<EnqueueReport, StoreError>;
 
+    /// `enqueue`, and in the same transaction records that polled `source`
+    /// has been read up to `cursor`: a crash either stores both or neither.
+    fn enqueue_from(
+        &mut self,
+        batch: &[Incoming],
+        ctx: &EnqueueContext<'_>,
+        source: &str,
+        cursor: &str,
+    ) -> Result<EnqueueReport, StoreError>;
+
+    /// How far polled `source` has been read (`enqueue_from`).
+    fn cursor(&self, source: &str) -> Result<Option<String>, StoreError>;
+
     /// Replaces the stored form of events still pending with the same lead,
     /// stage and time (an enriched version: the lead's form answers fetched
     /// from Meta), and lifts their hold; returns how many. Entries already

@@ -89,6 +89,12 @@ CREATE TABLE datasets (
     paused_reason  TEXT,                 -- NULL when delivering
     paused_at      INTEGER
 );
+-- How far a polled source (a CRM database) has been read: moved in the
+-- same transaction as the rows it covers.
+CREATE TABLE source_cursors (
+    source  TEXT PRIMARY KEY,
+    cursor  TEXT NOT NULL
+);
 "#,
 ];
 
@@ -176,6 +182,87 @@ impl SqliteOutbox {
         tx.commit()?;
         self.left_queue(&leads);
         Ok(())
+    }
+
+    /// One enqueue transaction; with `cursor`, the source's cursor moves in
+    /// it too.
+    fn enqueue_tx(
+        &mut self,
+        batch: &[Incoming],
+        ctx: &EnqueueContext<'_>,
+        cursor: Option<(&str, &str)>,
+    ) -> Result<EnqueueReport, StoreError> {
+        self.durable()?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+
+        let mut t = Tx {
+            tx: &tx,
+            insert_lead: tx.prepare(INSERT_LEAD)?,
+            insert_event: tx.prepare(INSERT_EVENT)?,
+            payload: Vec::with_capacity(512),
+            source: None,
+            dataset: &ctx.prepare.dataset_id,
+            now: ctx.now,
+            leads: HashMap::new(),
+            next_ids: HashMap::new(),
+            not_before: 0,
+            report: EnqueueReport::default(),
+        };
+        for item in batch {
+            let before = t.report.clone_counts();
+            match item {
+                Incoming::Event {
+                    prepared,
+                    payload,
+                    origin,
+                    crm_id,
+                    lead_created_at,
+                    not_before,
+                } => {
+                    t.not_before = not_before.unwrap_or(0);
+                    t.event(
+                        prepared,
+                        payload,
+                        origin,
+                        crm_id.as_deref(),
+                        *lead_created_at,
+                        ctx,
+                    )?;
+                }
+                Incoming::Rejected {
+                    origin,
+                    fingerprint,
+                    violations,
+                } => {
+                    for v in violations {
+                        t.quarantine(
+                            origin,
+                            fingerprint,
+                            v.code,
+                            v.field.unwrap_or(""),
+                            &v.message,
+                            ctx.now,
+                        )?;
+                    }
+                    t.report.rejected += 1;
+                }
+            }
+            let outcome = t.report.outcome_since(before);
+            t.report.items.push(outcome);
+        }
+        let report = std::mem::take(&mut t.report);
+        drop(t);
+        if let Some((source, value)) = cursor {
+            tx.prepare_cached(
+                "INSERT INTO source_cursors (source, cursor) VALUES (?1, ?2)
+                 ON CONFLICT (source) DO UPDATE SET cursor = ?2",
+            )?
+            .execute([source, value])?;
+        }
+        tx.commit()?;
+        Ok(report)
     }
 
     /// Stages of these leads left the queue: the entries the walks passed
@@ -691,69 +778,25 @@ impl Outbox for SqliteOutbox {
         batch: &[Incoming],
         ctx: &EnqueueContext<'_>,
     ) -> Result<EnqueueReport, StoreError> {
-        self.durable()?;
-        let tx = self
+        self.enqueue_tx(batch, ctx, None)
+    }
+
+    fn enqueue_from(
+        &mut self,
+        batch: &[Incoming],
+        ctx: &EnqueueContext<'_>,
+        source: &str,
+        cursor: &str,
+    ) -> Result<EnqueueReport, StoreError> {
+        self.enqueue_tx(batch, ctx, Some((source, cursor)))
+    }
+
+    fn cursor(&self, source: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
             .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let mut t = Tx {
-            tx: &tx,
-            insert_lead: tx.prepare(INSERT_LEAD)?,
-            insert_event: tx.prepare(INSERT_EVENT)?,
-            payload: Vec::with_capacity(512),
-            source: None,
-            dataset: &ctx.prepare.dataset_id,
-            now: ctx.now,
-            leads: HashMap::new(),
-            next_ids: HashMap::new(),
-            not_before: 0,
-            report: EnqueueReport::default(),
-        };
-        for item in batch {
-            let before = t.report.clone_counts();
-            match item {
-                Incoming::Event {
-                    prepared,
-                    payload,
-                    origin,
-                    crm_id,
-                    lead_created_at,
-                    not_before,
-                } => {
-                    t.not_before = not_before.unwrap_or(0);
-                    t.event(
-                        prepared,
-                        payload,
-                        origin,
-                        crm_id.as_deref(),
-                        *lead_created_at,
-                        ctx,
-                    )?;
-                }
-                Incoming::Rejected {
-                    origin,
-                    fingerprint,
-                    violations,
-                } => {
-                    for v in violations {
-                        t.quarantine(
-                            origin,
-                            fingerprint,
-                            v.code,
-                            v.field.unwrap_or(""),
-                            &v.message,
-                            ctx.now,
-                        )?;
-                    }
-                    t.report.rejected += 1;
-                }
-            }
-            let outcome = t.report.outcome_since(before);
-            t.report.items.push(outcome);
-        }
-        let report = std::mem::take(&mut t.report);
-        drop(t);
-        tx.commit()?;
-        Ok(report)
+            .prepare_cached("SELECT cursor FROM source_cursors WHERE source = ?1")?
+            .query_row([source], |r| r.get(0))
+            .optional()?)
     }
 
     fn refresh(&mut self, batch: &[Incoming], dataset_id: &str) -> Result<u64, StoreError> {

@@ -502,3 +502,23 @@ fn delivery_outcomes_are_recorded() {
     s.set_paused(ds, None, NOW + 5).unwrap();
     assert_eq!(s.paused(ds).unwrap(), None);
 }
+
+/// A polled source's cursor moves with the rows it covers, in their
+/// transaction; a plain enqueue leaves it alone.
+#[test]
+fn source_cursor_moves_with_its_rows() {
+    let (_d, mut s) = store();
+    let cfg = config();
+    let c = ctx(&cfg, MissingStages::Fill);
+    assert_eq!(s.cursor("crm-db").unwrap(), None);
+    let r = s
+        .enqueue_from(&[change(L1, "new", NOW - 60, 1)], &c, "crm-db", "17")
+        .unwrap();
+    assert_eq!(r.accepted, 1);
+    assert_eq!(s.cursor("crm-db").unwrap().as_deref(), Some("17"));
+    s.enqueue(&[change(L2, "new", NOW - 60, 2)], &c).unwrap();
+    assert_eq!(s.cursor("crm-db").unwrap().as_deref(), Some("17"));
+    s.enqueue_from(&[], &c, "crm-db", "18").unwrap();
+    assert_eq!(s.cursor("crm-db").unwrap().as_deref(), Some("18"));
+    assert_eq!(s.cursor("other").unwrap(), None);
+}

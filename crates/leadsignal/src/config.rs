@@ -43,6 +43,68 @@ pub struct Config {
     /// `[server]` (used by `serve`).
     #[serde(default)]
     pub server: ServerConfig,
+    /// `[[sources]]`: CRM databases polled for stage changes.
+    #[serde(default)]
+    pub sources: Vec<SourceConfig>,
+}
+
+/// One `[[sources]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// Name: positions and the stored cursor use it (keep it stable).
+    pub name: String,
+    /// `sql` (the only kind so far).
+    pub kind: SourceKind,
+    /// Database URL (`sqlite:///path/crm.db`).
+    pub url: String,
+    /// Query using `:cursor`, ordered by the cursor column.
+    pub query: String,
+    /// The result column with each row's cursor value.
+    #[serde(default = "default_cursor_column")]
+    pub cursor_column: String,
+    /// Cursor before the first poll.
+    #[serde(default = "default_initial_cursor")]
+    pub initial_cursor: String,
+    /// Record field → result column, for columns not named like the field.
+    #[serde(default)]
+    pub columns: std::collections::BTreeMap<String, String>,
+    /// How often `serve` polls it (seconds).
+    #[serde(default = "default_poll_secs")]
+    pub poll_secs: u64,
+}
+
+/// Kinds of polled sources.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceKind {
+    /// A SQL database.
+    Sql,
+}
+
+fn default_cursor_column() -> String {
+    "cursor".into()
+}
+
+fn default_initial_cursor() -> String {
+    "0".into()
+}
+
+fn default_poll_secs() -> u64 {
+    60
+}
+
+impl SourceConfig {
+    /// The reader.
+    pub fn sql(&self) -> leadsignal_sources::sql::SqlSource {
+        leadsignal_sources::sql::SqlSource {
+            name: self.name.clone(),
+            url: self.url.clone(),
+            query: self.query.clone(),
+            cursor_column: self.cursor_column.clone(),
+            columns: self.columns.clone(),
+        }
+    }
 }
 
 /// `[meta]`: the dataset and how to reach Meta.

@@ -5,6 +5,7 @@ pub mod bench_ingest;
 pub mod demo;
 pub mod hash;
 pub mod import;
+pub mod poll;
 pub mod preview;
 pub mod sandbox;
 pub mod send;

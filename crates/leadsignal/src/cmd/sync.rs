@@ -54,8 +54,8 @@ pub fn run(config: Option<&Path>, a: Args) -> anyhow::Result<ExitCode> {
         a.files.clone()
     };
     anyhow::ensure!(
-        !entries.is_empty(),
-        "nothing to import: set [import] files = [\"exports/\"] or name files: leadsignal sync <file or folder>..."
+        !entries.is_empty() || !cfg.sources.is_empty(),
+        "nothing to import: set [import] files = [\"exports/\"], add [[sources]], or name files: leadsignal sync <file or folder>..."
     );
     let files = expand(&entries)?;
     let pc = cfg.prepare_config_for_outbox()?;
@@ -74,6 +74,7 @@ pub fn run(config: Option<&Path>, a: Args) -> anyhow::Result<ExitCode> {
         |_| {},
         |_| {},
     )?;
+    let polled = super::poll::poll_all(&cfg, &pc, &mut store, now)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -81,15 +82,34 @@ pub fn run(config: Option<&Path>, a: Args) -> anyhow::Result<ExitCode> {
     let sent = runtime.block_on(send_due(&mut store, &client, &sc, |_| {}))?;
     let _ = store.expire_due(now);
     if a.json {
-        println!("{}", serde_json::json!({"import": imported, "send": sent}));
+        println!(
+            "{}",
+            serde_json::json!({"import": imported, "sources": polled, "send": sent})
+        );
     } else {
-        println!("import: {}", super::import::text(&imported));
+        if !files.is_empty() {
+            println!("import: {}", super::import::text(&imported));
+        }
+        for p in &polled {
+            println!(
+                "source {}: {} rows read, {} accepted, {} already known, {} inferred, {} rejected; cursor {}",
+                p.source,
+                p.rows,
+                p.store.accepted,
+                p.store.already_known,
+                p.store.inferred,
+                p.store.rejected,
+                p.cursor.as_deref().unwrap_or("-")
+            );
+        }
         print!(
             "send: {}",
             super::send::summary(&sent, &client.events_url(&sc.dataset_id))
         );
     }
-    let import_bad = imported.store.rejected > 0 || !imported.unreadable_files.is_empty();
+    let import_bad = imported.store.rejected > 0
+        || !imported.unreadable_files.is_empty()
+        || polled.iter().any(|p| p.store.rejected > 0);
     let send_code = super::send::exit_code(&sent);
     Ok(
         if sent.paused.is_some() || sent.rejected + sent.expired > 0 {

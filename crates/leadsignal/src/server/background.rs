@@ -28,7 +28,10 @@ pub fn start(
         missing: cfg.funnel.missing_stages,
     });
     let pc = Arc::clone(&st.pc);
+    let sources = cfg.sources.clone();
+    let missing = cfg.funnel.missing_stages;
     Ok(tokio::spawn(async move {
+        let mut next_poll: Vec<std::time::Instant> = vec![std::time::Instant::now(); sources.len()];
         let mut store = match leadsignal_store::open(&url) {
             Ok(s) => s,
             Err(e) => {
@@ -44,6 +47,28 @@ pub fn start(
             }
             if let Some(inbox) = &inbox {
                 inbox.poll(&url, &pc);
+            }
+            for (i, source) in sources.iter().enumerate() {
+                if next_poll[i] > std::time::Instant::now() {
+                    continue;
+                }
+                next_poll[i] =
+                    std::time::Instant::now() + Duration::from_secs(source.poll_secs.max(1));
+                match crate::cmd::poll::poll_source(
+                    source,
+                    &pc,
+                    missing,
+                    &mut store,
+                    super::unix_now(),
+                ) {
+                    Ok(s) if s.rows > 0 => {
+                        tracing::info!(source = %s.source, rows = s.rows, accepted = s.store.accepted, rejected = s.store.rejected, "source polled")
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::error!(source = %source.name, error = %e, "source poll failed; retrying at its next poll")
+                    }
+                }
             }
             let mut before = SendReport::default();
             let metrics = &st.metrics;

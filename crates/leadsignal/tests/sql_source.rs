@@ -1,0 +1,104 @@
+//! `[[sources]]` of kind `sql`: `leadsignal sync` reads a CRM's SQLite
+//! database after the stored cursor, stores rows and cursor together, and
+//! delivers; a second run reads only what was added since.
+
+use leadsignal_graph::sandbox::{self, SandboxConfig};
+use serde_json::Value;
+use std::process::Command;
+
+const DATASET: &str = "2780431635496611";
+const TOKEN: &str = "EAAsql-source-token";
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_reads_a_crm_database_after_its_cursor() {
+    let sb = sandbox::start(SandboxConfig::single(DATASET, TOKEN))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let crm_path = dir.path().join("crm.db");
+    let crm = rusqlite::Connection::open(&crm_path).unwrap();
+    crm.execute_batch(
+        "CREATE TABLE leads (id INTEGER PRIMARY KEY, meta_lead_id TEXT, email TEXT, phone TEXT);
+         CREATE TABLE stage_history (id INTEGER PRIMARY KEY, lead_id INTEGER REFERENCES leads(id),
+                                     status TEXT NOT NULL, changed_at INTEGER NOT NULL);",
+    )
+    .unwrap();
+    let t = now() - 3600;
+    crm.execute_batch(&format!(
+        "INSERT INTO leads VALUES (1, '1234567890123456', 'Ann@Example.com', '+1 650 555 1212'),
+                                  (2, '1234567890123457', NULL, NULL);
+         INSERT INTO stage_history VALUES (1, 1, 'new', {t}), (2, 1, 'mql', {}), (3, 2, 'new', {});",
+        t + 60,
+        t + 120
+    ))
+    .unwrap();
+    let cfg = format!(
+        "[meta]\ndataset_id = \"{DATASET}\"\naccess_token = \"{TOKEN}\"\ngraph_url = \"{}\"\n[crm]\nname = \"In-house CRM\"\n\
+         [normalize]\ndefault_country = \"US\"\n[store]\nurl = \"sqlite://{}\"\n\
+         [[sources]]\nname = \"crm-db\"\nkind = \"sql\"\nurl = \"sqlite://{}\"\n\
+         query = \"SELECT h.id AS cursor, l.meta_lead_id AS lead_id, l.id AS crm_id, h.status AS stage, h.changed_at, l.email, l.phone FROM stage_history h JOIN leads l ON l.id = h.lead_id WHERE h.id > :cursor ORDER BY h.id\"\n",
+        sb.url(),
+        dir.path().join("outbox.db").display(),
+        crm_path.display()
+    );
+    std::fs::write(dir.path().join("leadsignal.toml"), cfg).unwrap();
+    let sync = || {
+        let d = dir.path().to_path_buf();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                let mut c = Command::new(env!("CARGO_BIN_EXE_leadsignal"));
+                for (k, _) in std::env::vars() {
+                    if k.starts_with("LEADSIGNAL_") {
+                        c.env_remove(k);
+                    }
+                }
+                let out = c.current_dir(d).args(["sync", "--json"]).output().unwrap();
+                assert!(
+                    out.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                serde_json::from_slice::<Value>(&out.stdout).unwrap()
+            })
+            .await
+            .unwrap()
+        }
+    };
+    let first = sync().await;
+    assert_eq!(first["sources"][0]["rows"], 3, "{first}");
+    assert_eq!(first["sources"][0]["store"]["accepted"], 3, "{first}");
+    assert_eq!(first["sources"][0]["cursor"], "3");
+    assert_eq!(first["send"]["accepted"], 3, "{first}");
+    // Nothing new: nothing read.
+    let again = sync().await;
+    assert_eq!(again["sources"][0]["rows"], 0, "{again}");
+    // Two more stage changes in the CRM: only those are read.
+    crm.execute_batch(&format!(
+        "INSERT INTO stage_history VALUES (4, 2, 'mql', {}), (5, 1, 'opportunity', {});",
+        t + 180,
+        t + 240
+    ))
+    .unwrap();
+    let third = sync().await;
+    assert_eq!(third["sources"][0]["rows"], 2, "{third}");
+    assert_eq!(third["sources"][0]["cursor"], "5");
+    assert_eq!(third["send"]["accepted"], 2, "{third}");
+    assert_eq!(sb.stats().distinct_event_ids, 5);
+    // The cursor is stored with the rows it covers.
+    let outbox = rusqlite::Connection::open(dir.path().join("outbox.db")).unwrap();
+    let cursor: String = outbox
+        .query_row(
+            "SELECT cursor FROM source_cursors WHERE source = 'crm-db'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(cursor, "5");
+}
