@@ -169,15 +169,23 @@ impl SqliteOutbox {
         fbtrace_id: Option<&str>,
         now: i64,
     ) -> Result<(), StoreError> {
+        self.settle(
+            "UPDATE outbox SET state = ?2, last_error = ?3, fbtrace_id = coalesce(?4, fbtrace_id),
+                    lease_until = NULL, attempts = attempts + 1, settled_at = ?5
+              WHERE id IN rarray(?1) AND state = 'sending' RETURNING lead",
+            params![id_array(ids), state, error, fbtrace_id, now],
+        )
+    }
+
+    /// Runs `sql`, an update of leased entries out of the queue that returns
+    /// their leads, in one transaction; then the walks look again at what
+    /// waited behind them.
+    fn settle(&mut self, sql: &str, params: impl rusqlite::Params) -> Result<(), StoreError> {
         self.bookkeeping()?;
         let tx = self.conn.transaction()?;
         let leads = tx
-            .prepare_cached(
-                "UPDATE outbox SET state = ?2, last_error = ?3, fbtrace_id = coalesce(?4, fbtrace_id),
-                        lease_until = NULL, attempts = attempts + 1, settled_at = ?5
-                  WHERE id IN rarray(?1) AND state = 'sending' RETURNING lead",
-            )?
-            .query_map(params![id_array(ids), state, error, fbtrace_id, now], |r| r.get(0))?
+            .prepare_cached(sql)?
+            .query_map(params, |r| r.get(0))?
             .collect::<Result<Vec<i64>, _>>()?;
         tx.commit()?;
         self.left_queue(&leads);
@@ -947,20 +955,13 @@ impl Outbox for SqliteOutbox {
         fbtrace_id: Option<&str>,
         now: i64,
     ) -> Result<(), StoreError> {
-        self.bookkeeping()?;
-        let tx = self.conn.transaction()?;
         // `lease_until` stays: only `sending` rows are read by it, and a row
         // that keeps its size is rewritten in place.
-        let leads = tx
-            .prepare_cached(
-                "UPDATE outbox SET state = 'sent', sent_at = ?2, settled_at = ?2, fbtrace_id = ?3, attempts = attempts + 1
-                  WHERE id IN rarray(?1) AND state = 'sending' RETURNING lead",
-            )?
-            .query_map(params![id_array(ids), now, fbtrace_id], |r| r.get(0))?
-            .collect::<Result<Vec<i64>, _>>()?;
-        tx.commit()?;
-        self.left_queue(&leads);
-        Ok(())
+        self.settle(
+            "UPDATE outbox SET state = 'sent', sent_at = ?2, settled_at = ?2, fbtrace_id = ?3, attempts = attempts + 1
+              WHERE id IN rarray(?1) AND state = 'sending' RETURNING lead",
+            params![id_array(ids), now, fbtrace_id],
+        )
     }
 
     fn release(
