@@ -379,7 +379,7 @@ pub fn verify_hubspot_v3(
     now_ms: i64,
 ) -> Result<(), HubspotSignatureError> {
     use base64::Engine as _;
-    use hmac::{KeyInit, Mac};
+    use hmac::Mac;
     let (Some(ts), Some(sig)) = (timestamp, signature) else {
         return Err(HubspotSignatureError::Missing);
     };
@@ -393,14 +393,27 @@ pub fn verify_hubspot_v3(
     let given = base64::engine::general_purpose::STANDARD
         .decode(sig.trim())
         .map_err(|_| HubspotSignatureError::Forged)?;
+    hubspot_mac(client_secret, method, uri, body, ts.trim())
+        .verify_slice(&given)
+        .map_err(|_| HubspotSignatureError::Forged)
+}
+
+/// HMAC-SHA256 over what HubSpot signs (v3).
+fn hubspot_mac(
+    client_secret: &[u8],
+    method: &str,
+    uri: &str,
+    body: &[u8],
+    timestamp: &str,
+) -> hmac::Hmac<sha2::Sha256> {
+    use hmac::{KeyInit, Mac};
     let mut mac =
         hmac::Hmac::<sha2::Sha256>::new_from_slice(client_secret).expect("HMAC takes any key");
     mac.update(method.as_bytes());
     mac.update(uri.as_bytes());
     mac.update(body);
-    mac.update(ts.trim().as_bytes());
-    mac.verify_slice(&given)
-        .map_err(|_| HubspotSignatureError::Forged)
+    mac.update(timestamp.as_bytes());
+    mac
 }
 
 /// The v3 signature HubSpot would send (tests, tools).
@@ -412,13 +425,8 @@ pub fn sign_hubspot_v3(
     timestamp: &str,
 ) -> String {
     use base64::Engine as _;
-    use hmac::{KeyInit, Mac};
-    let mut mac =
-        hmac::Hmac::<sha2::Sha256>::new_from_slice(client_secret).expect("HMAC takes any key");
-    mac.update(method.as_bytes());
-    mac.update(uri.as_bytes());
-    mac.update(body);
-    mac.update(timestamp.as_bytes());
+    use hmac::Mac;
+    let mac = hubspot_mac(client_secret, method, uri, body, timestamp);
     base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
 }
 
