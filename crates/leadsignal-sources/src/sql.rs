@@ -147,9 +147,10 @@ impl SqlSource {
         })
     }
 
-    /// The record of one result row: mapped columns, then columns named
-    /// like record fields; the cursor column and others are not fields.
-    fn record(&self, mut row: Map<String, Value>) -> Result<StageChangeRecord, Vec<Violation>> {
+    /// The record of one result row (column → value): mapped columns, then
+    /// columns named like record fields; the cursor column and others are
+    /// not fields.
+    pub fn record(&self, mut row: Map<String, Value>) -> Result<StageChangeRecord, Vec<Violation>> {
         let mut fields = Map::new();
         for (field, column) in &self.columns {
             if let Some(v) = row.remove(column) {
