@@ -9,6 +9,7 @@
 
 mod codec;
 mod model;
+mod plan;
 mod sqlite;
 mod walk;
 

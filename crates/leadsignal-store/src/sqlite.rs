@@ -1,12 +1,12 @@
 //! The SQLite outbox: one file, WAL mode, versioned schema.
 
 use crate::model::*;
+use crate::plan::{leads_of, plan, Known, LeadSpec, LoadedLead, Plan, RowEvent, Update};
 use crate::walk::Walk;
 use crate::{Outbox, StoreError};
-use leadsignal_core::{LeadKey, Origin, Prepared, StageIndex, StageRef};
-use rusqlite::{params, Connection, OptionalExtension, Statement, TransactionBehavior};
+use leadsignal_core::StageIndex;
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use std::collections::HashMap;
-use std::sync::Arc;
 
 /// Schema migrations, in order; `PRAGMA user_version` is the number applied.
 const MIGRATIONS: &[&str] = &[
@@ -109,16 +109,7 @@ pub struct SqliteOutbox {
     walks: HashMap<String, Walk>,
 }
 
-/// A stage a lead already has in the outbox.
-#[derive(Clone)]
-struct Known {
-    row: i64,
-    stage: Arc<str>,
-    index: Option<StageIndex>,
-    inferred: bool,
-    state: State,
-}
-
+/// Adds a lead unless the dataset has it.
 const INSERT_LEAD: &str =
     "INSERT OR IGNORE INTO leads (dataset_id, lead_key, lead_id, crm_id, created_at, first_seen)
      VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
@@ -207,60 +198,17 @@ impl SqliteOutbox {
 
         let mut t = Tx {
             tx: &tx,
-            insert_lead: tx.prepare(INSERT_LEAD)?,
-            insert_event: tx.prepare(INSERT_EVENT)?,
             payload: Vec::with_capacity(512),
             source: None,
             dataset: &ctx.prepare.dataset_id,
             now: ctx.now,
-            leads: HashMap::new(),
             next_ids: HashMap::new(),
-            not_before: 0,
-            report: EnqueueReport::default(),
         };
-        for item in batch {
-            let before = t.report.clone_counts();
-            match item {
-                Incoming::Event {
-                    prepared,
-                    payload,
-                    origin,
-                    crm_id,
-                    lead_created_at,
-                    not_before,
-                } => {
-                    t.not_before = not_before.unwrap_or(0);
-                    t.event(
-                        prepared,
-                        payload,
-                        origin,
-                        crm_id.as_deref(),
-                        *lead_created_at,
-                        ctx,
-                    )?;
-                }
-                Incoming::Rejected {
-                    origin,
-                    fingerprint,
-                    violations,
-                } => {
-                    for v in violations {
-                        t.quarantine(
-                            origin,
-                            fingerprint,
-                            v.code,
-                            v.field.unwrap_or(""),
-                            &v.message,
-                            ctx.now,
-                        )?;
-                    }
-                    t.report.rejected += 1;
-                }
-            }
-            let outcome = t.report.outcome_since(before);
-            t.report.items.push(outcome);
-        }
-        let report = std::mem::take(&mut t.report);
+        let specs = leads_of(batch);
+        let leads = t.load_leads(&specs)?;
+        let plan = plan(batch, ctx, &specs, leads);
+        t.write(&plan)?;
+        let report = plan.report;
         drop(t);
         if let Some((source, value)) = cursor {
             tx.prepare_cached(
@@ -399,12 +347,14 @@ fn rank(index: Option<StageIndex>) -> i64 {
     index.map_or(UNMAPPED_RANK, |i| i as i64)
 }
 
+/// The funnel position stored as `rank`.
+fn stage_index(rank: i64) -> Option<StageIndex> {
+    (rank != UNMAPPED_RANK).then_some(rank as usize)
+}
+
 /// One enqueue batch, inside its transaction.
 struct Tx<'a> {
     tx: &'a Connection,
-    /// The two statements every row runs, prepared once per batch.
-    insert_lead: Statement<'a>,
-    insert_event: Statement<'a>,
     /// Reused buffer for encoded payloads.
     payload: Vec<u8>,
     /// The last source looked up, and its ID (batches come from one source).
@@ -413,12 +363,8 @@ struct Tx<'a> {
     dataset: &'a str,
     /// The batch's time (Unix seconds).
     now: i64,
-    leads: HashMap<LeadKey, (i64, Vec<Known>)>,
     /// Next row ID per deadline hour (see [`ID_HOUR_SHIFT`]).
     next_ids: HashMap<i64, i64>,
-    /// `next_attempt_at` of the rows the current item adds.
-    not_before: i64,
-    report: EnqueueReport,
 }
 
 impl Tx<'_> {
@@ -440,120 +386,142 @@ impl Tx<'_> {
         Ok(id)
     }
 
-    /// Adds a quarantine record (once per row and rule); false when it was already there.
-    fn quarantine(
-        &mut self,
-        origin: &Origin,
-        fingerprint: &str,
-        rule: &str,
-        field: &str,
-        message: &str,
-        now: i64,
-    ) -> Result<bool, StoreError> {
-        let n = self.tx.prepare_cached(
-            "INSERT OR IGNORE INTO quarantine (source, line, fingerprint, rule, field, message, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        )?
-        .execute(params![origin.source, origin.line as i64, fingerprint, rule, field, message, now])?;
-        // Counted on every run (the row is still rejected); stored once.
-        *self
-            .report
-            .rejected_by_rule
-            .entry(rule.to_string())
-            .or_default() += 1;
-        Ok(n > 0)
-    }
-
-    /// Loads the lead's row ID and known stages into `leads`, creating the
-    /// lead if new.
-    fn lead(
-        &mut self,
-        p: &Prepared,
-        crm_id: Option<&str>,
-        created_at: Option<i64>,
-        dataset: &str,
-        now: i64,
-    ) -> Result<(), StoreError> {
-        if self.leads.contains_key(&p.lead_key) {
-            return Ok(());
-        }
-        let key = p.lead_key.to_string();
-        let lead_id = p.event.user_data.lead_id.map(|l| l.get() as i64);
-        let inserted = self
-            .insert_lead
-            .execute(params![dataset, key, lead_id, crm_id, created_at, now])?;
-        let id = self.tx.last_insert_rowid();
-        let entry = if inserted == 1 {
-            (id, Vec::new())
-        } else {
+    /// Finds or creates the batch's leads, with the stages they have.
+    fn load_leads(&mut self, specs: &[LeadSpec<'_>]) -> Result<Vec<LoadedLead>, StoreError> {
+        let mut insert = self.tx.prepare_cached(INSERT_LEAD)?;
+        let mut out = Vec::with_capacity(specs.len());
+        for spec in specs {
+            let key = spec.key.to_string();
+            let inserted = insert.execute(params![
+                self.dataset,
+                key,
+                spec.lead_id,
+                spec.crm_id,
+                spec.created_at,
+                self.now
+            ])?;
+            if inserted == 1 {
+                out.push(LoadedLead {
+                    id: self.tx.last_insert_rowid(),
+                    known: Vec::new(),
+                });
+                continue;
+            }
             let id: i64 = self
                 .tx
                 .prepare_cached("SELECT id FROM leads WHERE dataset_id = ?1 AND lead_key = ?2")?
-                .query_row(params![dataset, key], |r| r.get(0))?;
+                .query_row(params![self.dataset, key], |r| r.get(0))?;
             self.tx
                 .prepare_cached(
                     "UPDATE leads SET crm_id = coalesce(crm_id, ?2), created_at = coalesce(created_at, ?3) WHERE id = ?1",
                 )?
-                .execute(params![id, crm_id, created_at])?;
-            let mut stmt = self.tx.prepare_cached(
-                "SELECT id, stage, stage_rank, inferred, state FROM outbox WHERE lead = ?1",
-            )?;
-            let known = stmt
+                .execute(params![id, spec.crm_id, spec.created_at])?;
+            let known = self
+                .tx
+                .prepare_cached(
+                    "SELECT id, stage, stage_rank, inferred, state FROM outbox WHERE lead = ?1",
+                )?
                 .query_map([id], |r| {
-                    let rank: i64 = r.get(2)?;
                     let state: String = r.get(4)?;
                     Ok(Known {
                         row: r.get(0)?,
                         stage: r.get::<_, String>(1)?.into(),
-                        index: (rank != UNMAPPED_RANK).then_some(rank as usize),
+                        index: stage_index(r.get(2)?),
                         inferred: r.get::<_, i64>(3)? != 0,
                         state: State::parse(&state).unwrap_or(State::Failed),
                     })
                 })?
                 .collect::<Result<Vec<_>, _>>()?;
-            (id, known)
-        };
-        self.leads.insert(p.lead_key.clone(), entry);
-        Ok(())
+            out.push(LoadedLead { id, known });
+        }
+        Ok(out)
     }
 
-    fn insert(
-        &mut self,
-        lead: i64,
-        p: &Prepared,
-        payload: Option<&Payload>,
-        state: State,
-        inferred: bool,
-        origin: &Origin,
-    ) -> Result<i64, StoreError> {
-        let e = &p.event;
-        let source = self.source_id(&origin.source)?;
-        let id = self.next_id(p.send_by)?;
-        let bytes = match payload {
-            Some(p) => p.as_bytes(),
-            None => {
-                crate::codec::encode_into(e, &mut self.payload);
-                &self.payload
+    /// Writes what the planner decided.
+    fn write(&mut self, plan: &Plan<'_>) -> Result<(), StoreError> {
+        {
+            let mut q = self.tx.prepare_cached(
+                "INSERT OR IGNORE INTO quarantine (source, line, fingerprint, rule, field, message, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?;
+            for r in &plan.quarantine {
+                q.execute(params![
+                    r.origin.source,
+                    r.origin.line as i64,
+                    r.fingerprint,
+                    r.rule,
+                    r.field,
+                    r.message,
+                    self.now
+                ])?;
             }
-        };
-        self.insert_event.execute(params![
-            lead,
-            &*e.event_name,
-            rank(p.stage),
-            e.event_time,
-            e.event_id.as_str(),
-            bytes,
-            p.send_by,
-            state.as_str(),
-            inferred as i64,
-            source,
-            origin.line as i64,
-            self.now,
-            self.dataset,
-            id,
-            self.not_before
-        ])?;
-        Ok(id)
+        }
+        let mut insert = self.tx.prepare_cached(INSERT_EVENT)?;
+        for row in &plan.inserts {
+            let p = row.event.prepared();
+            let e = &p.event;
+            let source = self.source_id(&row.origin.source)?;
+            let id = self.next_id(p.send_by)?;
+            let bytes = match &row.event {
+                RowEvent::Given(_, payload) => payload.as_bytes(),
+                RowEvent::Inferred(p) => {
+                    crate::codec::encode_into(&p.event, &mut self.payload);
+                    &self.payload
+                }
+            };
+            insert.execute(params![
+                row.lead,
+                &*e.event_name,
+                rank(p.stage),
+                e.event_time,
+                e.event_id.as_str(),
+                bytes,
+                p.send_by,
+                row.state.as_str(),
+                row.inferred as i64,
+                source,
+                row.origin.line as i64,
+                self.now,
+                self.dataset,
+                id,
+                row.not_before
+            ])?;
+        }
+        for u in &plan.updates {
+            match u {
+                Update::Replace {
+                    row,
+                    prepared,
+                    payload,
+                    origin,
+                } => {
+                    let e = &prepared.event;
+                    let source = self.source_id(&origin.source)?;
+                    self.tx
+                        .prepare_cached(
+                            "UPDATE outbox SET event_time = ?2, event_id = ?3, payload = ?4, send_by = ?5,
+                                    inferred = 0, source = ?6, line = ?7 WHERE id = ?1",
+                        )?
+                        .execute(params![
+                            row,
+                            e.event_time,
+                            e.event_id.as_str(),
+                            payload.as_bytes(),
+                            prepared.send_by,
+                            source,
+                            origin.line as i64
+                        ])?;
+                }
+                Update::Release { row } => {
+                    self.tx
+                        .prepare_cached(
+                            "UPDATE outbox SET state = 'pending' WHERE id = ?1 AND state = 'held'",
+                        )?
+                        .execute([row])?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The row ID for a new entry with deadline `send_by`.
@@ -572,149 +540,6 @@ impl Tx<'_> {
         };
         self.next_ids.insert(hour, id + 1);
         Ok(id)
-    }
-
-    fn event(
-        &mut self,
-        p: &Prepared,
-        payload: &Payload,
-        origin: &Origin,
-        crm_id: Option<&str>,
-        created_at: Option<i64>,
-        ctx: &EnqueueContext<'_>,
-    ) -> Result<(), StoreError> {
-        let now = ctx.now;
-        self.lead(p, crm_id, created_at, &ctx.prepare.dataset_id, now)?;
-        let key = &p.lead_key;
-        let (lead, known) = self.leads.get(key).expect("just loaded");
-        let lead = *lead;
-        let name = &*p.event.event_name;
-        let existing = known.iter().find(|k| *k.stage == *name).map(|k| {
-            (
-                k.row,
-                k.inferred && matches!(k.state, State::Pending | State::Held),
-            )
-        });
-        let present: Vec<StageIndex> = known.iter().filter_map(|k| k.index).collect();
-        let has_held = known.iter().any(|k| k.state == State::Held);
-        if let Some((row, replace_inferred)) = existing {
-            // A real stage change replaces a stage that was only inferred.
-            if replace_inferred {
-                let e = &p.event;
-                let source = self.source_id(&origin.source)?;
-                self.tx
-                    .prepare_cached(
-                        "UPDATE outbox SET event_time = ?2, event_id = ?3, payload = ?4, send_by = ?5,
-                                inferred = 0, source = ?6, line = ?7 WHERE id = ?1",
-                    )?
-                    .execute(params![row, e.event_time, e.event_id.as_str(), payload.as_bytes(), p.send_by, source, origin.line as i64])?;
-                self.set_known(key, row, |k| k.inferred = false);
-                self.report.accepted += 1;
-            } else {
-                self.report.already_known += 1;
-            }
-            return Ok(());
-        }
-        let this = match p.stage {
-            Some(i) => StageRef::Known(i),
-            None => StageRef::Unmapped(name),
-        };
-        let missing = ctx.funnel().missing_before(&present, this);
-        let state = if missing.is_empty() {
-            State::Pending
-        } else {
-            match ctx.missing {
-                MissingStages::Fill => {
-                    for &m in &missing {
-                        let inferred = p.inferred(m, ctx.prepare);
-                        let row =
-                            self.insert(lead, &inferred, None, State::Pending, true, origin)?;
-                        self.push_known(key, row, &inferred, true, State::Pending);
-                        self.report.inferred += 1;
-                    }
-                    State::Pending
-                }
-                MissingStages::Hold => State::Held,
-                MissingStages::Reject => {
-                    let names: Vec<&str> = missing
-                        .iter()
-                        .map(|&m| &**ctx.funnel().event_name(m))
-                        .collect();
-                    let message = format!(
-                        "stage {name:?} arrived but earlier stage(s) {} were never seen for this lead; funnel.missing_stages = \"reject\"",
-                        names.join(", ")
-                    );
-                    let fingerprint = format!("{}:{}", p.event.event_id, "missing");
-                    self.quarantine(
-                        origin,
-                        &fingerprint,
-                        "funnel.missing_stages",
-                        "stage",
-                        &message,
-                        now,
-                    )?;
-                    self.report.rejected += 1;
-                    return Ok(());
-                }
-            }
-        };
-        let row = self.insert(lead, p, Some(payload), state, false, origin)?;
-        self.push_known(key, row, p, false, state);
-        if state == State::Held {
-            self.report.held += 1;
-        } else {
-            self.report.accepted += 1;
-            if has_held {
-                self.release_held(key, ctx)?;
-            }
-        }
-        Ok(())
-    }
-
-    fn push_known(&mut self, key: &LeadKey, row: i64, p: &Prepared, inferred: bool, state: State) {
-        if let Some((_, known)) = self.leads.get_mut(key) {
-            known.push(Known {
-                row,
-                stage: p.event.event_name.clone(),
-                index: p.stage,
-                inferred,
-                state,
-            });
-        }
-    }
-
-    fn set_known(&mut self, key: &LeadKey, row: i64, f: impl FnOnce(&mut Known)) {
-        if let Some(k) = self
-            .leads
-            .get_mut(key)
-            .and_then(|(_, ks)| ks.iter_mut().find(|k| k.row == row))
-        {
-            f(k);
-        }
-    }
-
-    /// Held stages of a lead whose earlier stages are now all there become pending.
-    fn release_held(&mut self, key: &LeadKey, ctx: &EnqueueContext<'_>) -> Result<(), StoreError> {
-        let Some((_, known)) = self.leads.get(key).cloned() else {
-            return Ok(());
-        };
-        let present: Vec<StageIndex> = known.iter().filter_map(|k| k.index).collect();
-        for k in known.iter().filter(|k| k.state == State::Held) {
-            let this = match k.index {
-                Some(i) => StageRef::Known(i),
-                None => StageRef::Unmapped(&k.stage),
-            };
-            if ctx.funnel().missing_before(&present, this).is_empty() {
-                self.tx
-                    .prepare_cached(
-                        "UPDATE outbox SET state = 'pending' WHERE id = ?1 AND state = 'held'",
-                    )?
-                    .execute([k.row])?;
-                self.set_known(key, k.row, |k| k.state = State::Pending);
-                self.report.released += 1;
-            }
-        }
-        Ok(())
     }
 }
 
