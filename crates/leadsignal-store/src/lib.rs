@@ -3,17 +3,20 @@
 //! The durable outbox: every prepared event is stored before anything is
 //! sent, with its delivery state; every rejected input row is kept in a
 //! quarantine with its position and reason (never raw contact data).
-//! [`Outbox`] is the one interface; [`SqliteOutbox`] the embedded default.
+//! [`Outbox`] is the one interface; [`SqliteOutbox`] the embedded default,
+//! [`PgOutbox`] for several workers sharing one PostgreSQL database.
 
 #![warn(missing_docs)]
 
 mod codec;
 mod model;
+mod pg;
 mod plan;
 mod sqlite;
 mod walk;
 
 pub use model::*;
+pub use pg::PgOutbox;
 pub use sqlite::SqliteOutbox;
 
 /// Everything the outbox can fail with.
@@ -22,6 +25,17 @@ pub enum StoreError {
     /// The database itself.
     #[error("database error: {0}")]
     Db(#[from] rusqlite::Error),
+    /// PostgreSQL.
+    #[error("PostgreSQL error: {0}")]
+    Postgres(#[from] postgres::Error),
+    /// The database server could not be reached or refused the login.
+    #[error("cannot connect to {url}: {message}")]
+    Connect {
+        /// `store.url`, its password hidden.
+        url: String,
+        /// The driver's reason.
+        message: String,
+    },
     /// A schema newer than this program understands.
     #[error("the database at {path} has schema version {found}, newer than this leadsignal understands ({known}); upgrade leadsignal")]
     SchemaTooNew {
@@ -44,7 +58,7 @@ pub enum StoreError {
     #[error("there is no outbox at {0}: run `leadsignal import` first, or set store.url")]
     Missing(String),
     /// An unsupported `store.url`.
-    #[error("unsupported store.url {0:?}: use sqlite://<path> (PostgreSQL comes with the scale-out release)")]
+    #[error("unsupported store.url {0:?}: use sqlite://<path> or postgres://[user@]host[:port]/database")]
     Url(String),
 }
 
@@ -173,23 +187,87 @@ pub trait Outbox {
     fn activity(&self, now: i64) -> Result<Activity, StoreError>;
 }
 
-/// Opens the outbox named by `store.url`, creating it if needed.
-pub fn open(url: &str) -> Result<SqliteOutbox, StoreError> {
-    SqliteOutbox::open(sqlite_path(url)?)
+/// A store that several threads of one process may hold.
+pub type DynOutbox = Box<dyn Outbox + Send>;
+
+/// Opens the outbox named by `store.url` (`sqlite://<path>` or
+/// `postgres://...`), creating it if needed.
+pub fn open(url: &str) -> Result<DynOutbox, StoreError> {
+    if is_postgres(url) {
+        return Ok(Box::new(PgOutbox::open(url)?));
+    }
+    Ok(Box::new(SqliteOutbox::open(sqlite_path(url)?)?))
 }
 
 /// Opens an existing outbox (for commands that only read it).
-pub fn open_existing(url: &str) -> Result<SqliteOutbox, StoreError> {
+pub fn open_existing(url: &str) -> Result<DynOutbox, StoreError> {
+    if is_postgres(url) {
+        return Ok(Box::new(PgOutbox::open(url)?));
+    }
     let path = sqlite_path(url)?;
     if !std::path::Path::new(path).exists() {
         return Err(StoreError::Missing(path.to_string()));
     }
-    SqliteOutbox::open(path)
+    Ok(Box::new(SqliteOutbox::open(path)?))
+}
+
+/// Whether `url` names a PostgreSQL database.
+pub fn is_postgres(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
 fn sqlite_path(url: &str) -> Result<&str, StoreError> {
     match url.strip_prefix("sqlite://") {
         Some(path) if !path.is_empty() => Ok(path),
-        _ => Err(StoreError::Url(url.to_string())),
+        _ => Err(StoreError::Url(redact_url(url))),
+    }
+}
+
+/// `url` with its password (`user:password@`, `password=...`) hidden, for
+/// messages and logs.
+pub fn redact_url(url: &str) -> String {
+    let mut out = url.to_string();
+    if let Some(scheme_end) = out.find("://") {
+        let rest = scheme_end + 3;
+        let authority_end = out[rest..].find(['/', '?']).map_or(out.len(), |i| rest + i);
+        if let Some(at) = out[rest..authority_end].rfind('@') {
+            let userinfo = &out[rest..rest + at];
+            if let Some(colon) = userinfo.find(':') {
+                out.replace_range(rest + colon + 1..rest + at, "***");
+            }
+        }
+    }
+    let lower = out.to_ascii_lowercase();
+    if let Some(i) = lower.find("password=") {
+        let start = i + "password=".len();
+        let end = out[start..]
+            .find(['&', ' '])
+            .map_or(out.len(), |j| start + j);
+        out.replace_range(start..end, "***");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_leave_in_urls() {
+        assert_eq!(
+            redact_url("postgres://ls:s3cr@t@db:5432/x"),
+            "postgres://ls:***@db:5432/x"
+        );
+        assert_eq!(redact_url("postgres://ls@db/x"), "postgres://ls@db/x");
+        assert_eq!(
+            redact_url("postgres://db/x?user=a&password=hunter2&sslmode=require"),
+            "postgres://db/x?user=a&password=***&sslmode=require"
+        );
+        assert_eq!(
+            redact_url("host=db PassWord=x user=y"),
+            "host=db PassWord=*** user=y"
+        );
+        let e = open("mysql://u:pw@h/db").err().unwrap().to_string();
+        assert!(!e.contains("pw@"), "{e}");
     }
 }

@@ -413,6 +413,115 @@ pub struct Coverage {
     pub keys_histogram: Vec<u64>,
 }
 
+impl Coverage {
+    /// No events looked at yet.
+    pub(crate) fn new() -> Coverage {
+        Coverage {
+            keys_histogram: vec![0; 11],
+            ..Coverage::default()
+        }
+    }
+
+    /// Counts one stored event's match keys.
+    pub(crate) fn add(&mut self, e: &ServerEvent) {
+        let u = &e.user_data;
+        self.events += 1;
+        self.lead_id += u.lead_id.is_some() as u64;
+        self.em += !u.em.is_empty() as u64;
+        self.ph += !u.ph.is_empty() as u64;
+        self.fbc += u.fbc.is_some() as u64;
+        let keys = [
+            u.lead_id.is_some(),
+            !u.em.is_empty(),
+            !u.ph.is_empty(),
+            !u.fn_.is_empty(),
+            !u.ln.is_empty(),
+            !u.ge.is_empty(),
+            !u.db.is_empty(),
+            !u.ct.is_empty(),
+            !u.st.is_empty(),
+            !u.zp.is_empty(),
+            !u.country.is_empty(),
+            !u.external_id.is_empty(),
+            u.fbc.is_some(),
+            u.fbp.is_some(),
+        ]
+        .iter()
+        .filter(|&&k| k)
+        .count();
+        self.keys_histogram[keys.min(10)] += 1;
+    }
+}
+
+impl Status {
+    /// Adds `n` entries of `stage` in `state`, `inferred` of them inferred.
+    pub(crate) fn count(&mut self, stage: String, state: String, n: u64, inferred: u64) {
+        *self.by_state.entry(state.clone()).or_default() += n;
+        *self
+            .by_stage
+            .entry(stage)
+            .or_default()
+            .entry(state)
+            .or_default() += n;
+        self.inferred += inferred;
+    }
+}
+
+/// The columns of a claimed row, as every backend reads them.
+pub(crate) struct ClaimedRow {
+    pub id: i64,
+    pub dataset_id: String,
+    pub lead_key: String,
+    pub payload: Vec<u8>,
+    pub send_by: i64,
+    pub attempts: i64,
+    pub inferred: bool,
+    pub stage: String,
+    pub event_time: i64,
+    pub event_id: String,
+}
+
+impl ClaimedRow {
+    /// The entry, its event decoded from the stored form.
+    pub(crate) fn into_entry(self) -> Result<OutboxEntry, crate::StoreError> {
+        let event = decode_stored(
+            self.id,
+            &self.payload,
+            &self.stage,
+            self.event_time,
+            &self.event_id,
+        )?;
+        Ok(OutboxEntry {
+            id: self.id,
+            dataset_id: self.dataset_id,
+            lead_key: self.lead_key,
+            event,
+            send_by: self.send_by,
+            attempts: self.attempts,
+            inferred: self.inferred,
+        })
+    }
+}
+
+/// Decodes the stored form of row `id`.
+pub(crate) fn decode_stored(
+    id: i64,
+    payload: &[u8],
+    stage: &str,
+    event_time: i64,
+    event_id: &str,
+) -> Result<ServerEvent, crate::StoreError> {
+    crate::codec::decode(
+        payload,
+        crate::codec::Columns {
+            event_name: stage,
+            event_time,
+            event_id,
+        },
+    )
+    .map_err(|message| crate::StoreError::Corrupt { id, message })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

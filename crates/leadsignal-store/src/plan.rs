@@ -14,6 +14,20 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+/// Funnel rank stored for stages outside the funnel (`NOT_ASSIGNED`):
+/// after all others.
+const UNMAPPED_RANK: i64 = 10_000;
+
+/// The stored funnel rank of a stage.
+pub(crate) fn rank(index: Option<StageIndex>) -> i64 {
+    index.map_or(UNMAPPED_RANK, |i| i as i64)
+}
+
+/// The funnel position stored as `rank`.
+pub(crate) fn stage_index(rank: i64) -> Option<StageIndex> {
+    (rank != UNMAPPED_RANK).then_some(rank as usize)
+}
+
 /// A lead named by a batch, as first seen in it.
 pub(crate) struct LeadSpec<'b> {
     /// The idempotency key's lead part.

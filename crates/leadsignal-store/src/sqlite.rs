@@ -1,10 +1,11 @@
 //! The SQLite outbox: one file, WAL mode, versioned schema.
 
 use crate::model::*;
-use crate::plan::{leads_of, plan, Known, LeadSpec, LoadedLead, Plan, RowEvent, Update};
+use crate::plan::{
+    leads_of, plan, rank, stage_index, Known, LeadSpec, LoadedLead, Plan, RowEvent, Update,
+};
 use crate::walk::Walk;
 use crate::{Outbox, StoreError};
-use leadsignal_core::StageIndex;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use std::collections::HashMap;
 
@@ -43,6 +44,7 @@ CREATE TABLE outbox (
     attempts        INTEGER NOT NULL DEFAULT 0,
     next_attempt_at INTEGER NOT NULL DEFAULT 0,
     lease_until     INTEGER,
+    lease_token     INTEGER,             -- the process holding the lease
     last_error      TEXT,
     fbtrace_id      TEXT,
     sent_at         INTEGER,
@@ -98,15 +100,15 @@ CREATE TABLE source_cursors (
 "#,
 ];
 
-/// Funnel rank of stages outside the funnel (`NOT_ASSIGNED`): after all others.
-const UNMAPPED_RANK: i64 = 10_000;
-
 /// The embedded outbox.
 pub struct SqliteOutbox {
     conn: Connection,
     path: String,
     /// Each dataset's walk through its queue (see `walk.rs`).
     walks: HashMap<String, Walk>,
+    /// This process's leases (random): settling checks it, so that an
+    /// entry whose lease ran out and another process took is left to it.
+    token: i64,
 }
 
 /// Adds a lead unless the dataset has it.
@@ -160,11 +162,12 @@ impl SqliteOutbox {
         fbtrace_id: Option<&str>,
         now: i64,
     ) -> Result<(), StoreError> {
+        let token = self.token;
         self.settle(
             "UPDATE outbox SET state = ?2, last_error = ?3, fbtrace_id = coalesce(?4, fbtrace_id),
                     lease_until = NULL, attempts = attempts + 1, settled_at = ?5
-              WHERE id IN rarray(?1) AND state = 'sending' RETURNING lead",
-            params![id_array(ids), state, error, fbtrace_id, now],
+              WHERE id IN rarray(?1) AND state = 'sending' AND lease_token = ?6 RETURNING lead",
+            params![id_array(ids), state, error, fbtrace_id, now, token],
         )
     }
 
@@ -249,6 +252,7 @@ impl SqliteOutbox {
             conn,
             path: path.to_string(),
             walks: HashMap::new(),
+            token: fastrand::i64(1..),
         };
         store.migrate()?;
         Ok(store)
@@ -341,15 +345,6 @@ fn id_array(ids: &[i64]) -> rusqlite::vtab::array::Array {
             .map(rusqlite::types::Value::from)
             .collect(),
     )
-}
-
-fn rank(index: Option<StageIndex>) -> i64 {
-    index.map_or(UNMAPPED_RANK, |i| i as i64)
-}
-
-/// The funnel position stored as `rank`.
-fn stage_index(rank: i64) -> Option<StageIndex> {
-    (rank != UNMAPPED_RANK).then_some(rank as usize)
 }
 
 /// One enqueue batch, inside its transaction.
@@ -576,20 +571,6 @@ impl Picked {
     }
 }
 
-/// The columns of a claimed row.
-struct ClaimedRow {
-    id: i64,
-    dataset_id: String,
-    lead_key: String,
-    payload: Vec<u8>,
-    send_by: i64,
-    attempts: i64,
-    inferred: i64,
-    stage: String,
-    event_time: i64,
-    event_id: String,
-}
-
 fn entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<ClaimedRow> {
     Ok(ClaimedRow {
         id: r.get(0)?,
@@ -598,7 +579,7 @@ fn entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<ClaimedRow> {
         payload: r.get(3)?,
         send_by: r.get(4)?,
         attempts: r.get(5)?,
-        inferred: r.get(6)?,
+        inferred: r.get::<_, i64>(6)? != 0,
         stage: r.get(7)?,
         event_time: r.get(8)?,
         event_id: r.get(9)?,
@@ -735,41 +716,13 @@ impl Outbox for SqliteOutbox {
             kept.iter().enumerate().map(|(i, &id)| (id, i)).collect();
         rows.sort_by_key(|r| position[&r.id]);
         tx.prepare_cached(
-            "UPDATE outbox SET state = 'sending', lease_until = ?2 WHERE id IN rarray(?1)",
+            "UPDATE outbox SET state = 'sending', lease_until = ?2, lease_token = ?3 WHERE id IN rarray(?1)",
         )?
-        .execute(params![id_array(&kept), now + lease_secs])?;
-        let mut out = Vec::with_capacity(rows.len());
-        for row in rows {
-            let ClaimedRow {
-                id,
-                dataset_id,
-                lead_key,
-                payload,
-                send_by,
-                attempts,
-                inferred,
-                stage,
-                event_time,
-                event_id,
-                ..
-            } = row;
-            let columns = crate::codec::Columns {
-                event_name: &stage,
-                event_time,
-                event_id: &event_id,
-            };
-            let event = crate::codec::decode(&payload, columns)
-                .map_err(|message| StoreError::Corrupt { id, message })?;
-            out.push(OutboxEntry {
-                id,
-                dataset_id,
-                lead_key,
-                event,
-                send_by,
-                attempts,
-                inferred: inferred != 0,
-            });
-        }
+        .execute(params![id_array(&kept), now + lease_secs, self.token])?;
+        let out = rows
+            .into_iter()
+            .map(ClaimedRow::into_entry)
+            .collect::<Result<Vec<_>, _>>()?;
         tx.commit()?;
         Ok(out)
     }
@@ -781,11 +734,14 @@ impl Outbox for SqliteOutbox {
         now: i64,
     ) -> Result<(), StoreError> {
         // `lease_until` stays: only `sending` rows are read by it, and a row
-        // that keeps its size is rewritten in place.
+        // that keeps its size is rewritten in place. Ours, or taken back
+        // after our lease ran out and not claimed since: it was sent, so it
+        // is not sent again; an entry another process holds is left to it.
+        let token = self.token;
         self.settle(
             "UPDATE outbox SET state = 'sent', sent_at = ?2, settled_at = ?2, fbtrace_id = ?3, attempts = attempts + 1
-              WHERE id IN rarray(?1) AND state = 'sending' RETURNING lead",
-            params![id_array(ids), now, fbtrace_id],
+              WHERE id IN rarray(?1) AND ((state = 'sending' AND lease_token = ?4) OR state = 'pending') RETURNING lead",
+            params![id_array(ids), now, fbtrace_id, token],
         )
     }
 
@@ -800,9 +756,9 @@ impl Outbox for SqliteOutbox {
             .prepare_cached(
                 "UPDATE outbox SET state = 'pending', next_attempt_at = ?2, last_error = ?3, lease_until = NULL,
                         attempts = attempts + 1
-                  WHERE id IN rarray(?1) AND state = 'sending'",
+                  WHERE id IN rarray(?1) AND state = 'sending' AND lease_token = ?4",
             )?
-            .execute(params![id_array(ids), retry_at, error])?;
+            .execute(params![id_array(ids), retry_at, error, self.token])?;
         Ok(())
     }
 
@@ -824,9 +780,10 @@ impl Outbox for SqliteOutbox {
         self.bookkeeping()?;
         self.conn
             .prepare_cached(
-                "UPDATE outbox SET state = 'pending', lease_until = NULL WHERE id IN rarray(?1) AND state = 'sending'",
+                "UPDATE outbox SET state = 'pending', lease_until = NULL
+                  WHERE id IN rarray(?1) AND state = 'sending' AND lease_token = ?2",
             )?
-            .execute([id_array(ids)])?;
+            .execute(params![id_array(ids), self.token])?;
         // Back at once, wherever the walks are.
         for walk in self.walks.values_mut() {
             walk.recheck.extend_from_slice(ids);
@@ -848,11 +805,13 @@ impl Outbox for SqliteOutbox {
                 "INSERT INTO test_sends (outbox_id, test_event_code, fbtrace_id, sent_at) VALUES (?1, ?2, ?3, ?4)",
             )?;
             let mut back = tx.prepare_cached(
-                "UPDATE outbox SET state = 'pending', lease_until = NULL WHERE id = ?1 AND state = 'sending'",
+                "UPDATE outbox SET state = 'pending', lease_until = NULL
+                  WHERE id = ?1 AND state = 'sending' AND lease_token = ?2",
             )?;
             for id in ids {
-                ins.execute(params![id, test_event_code, fbtrace_id, now])?;
-                back.execute([id])?;
+                if back.execute(params![id, self.token])? == 1 {
+                    ins.execute(params![id, test_event_code, fbtrace_id, now])?;
+                }
             }
         }
         tx.commit()?;
@@ -1045,10 +1004,7 @@ impl Outbox for SqliteOutbox {
             })?
             .collect::<Result<Vec<_>, _>>()?;
         // Match keys of the 10,000 events with the latest deadlines.
-        let mut cov = Coverage {
-            keys_histogram: vec![0; 11],
-            ..Coverage::default()
-        };
+        let mut cov = Coverage::new();
         let mut stmt = c.prepare_cached(
             "SELECT id, payload, stage, event_time, event_id FROM outbox ORDER BY id DESC LIMIT 10000",
         )?;
@@ -1056,41 +1012,7 @@ impl Outbox for SqliteOutbox {
         while let Some(r) = rows.next()? {
             let (id, payload, stage, event_time, event_id): (i64, Vec<u8>, String, i64, String) =
                 (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?);
-            let e = crate::codec::decode(
-                &payload,
-                crate::codec::Columns {
-                    event_name: &stage,
-                    event_time,
-                    event_id: &event_id,
-                },
-            )
-            .map_err(|message| StoreError::Corrupt { id, message })?;
-            let u = &e.user_data;
-            cov.events += 1;
-            cov.lead_id += u.lead_id.is_some() as u64;
-            cov.em += !u.em.is_empty() as u64;
-            cov.ph += !u.ph.is_empty() as u64;
-            cov.fbc += u.fbc.is_some() as u64;
-            let keys = [
-                u.lead_id.is_some(),
-                !u.em.is_empty(),
-                !u.ph.is_empty(),
-                !u.fn_.is_empty(),
-                !u.ln.is_empty(),
-                !u.ge.is_empty(),
-                !u.db.is_empty(),
-                !u.ct.is_empty(),
-                !u.st.is_empty(),
-                !u.zp.is_empty(),
-                !u.country.is_empty(),
-                !u.external_id.is_empty(),
-                u.fbc.is_some(),
-                u.fbp.is_some(),
-            ]
-            .iter()
-            .filter(|&&k| k)
-            .count();
-            cov.keys_histogram[keys.min(10)] += 1;
+            cov.add(&decode_stored(id, &payload, &stage, event_time, &event_id)?);
         }
         Ok(Activity {
             settled_per_hour,
@@ -1117,13 +1039,7 @@ impl Outbox for SqliteOutbox {
         })?;
         for row in rows {
             let (stage, state, n, inferred) = row?;
-            *s.by_state.entry(state.clone()).or_default() += n as u64;
-            *s.by_stage
-                .entry(stage)
-                .or_default()
-                .entry(state)
-                .or_default() += n as u64;
-            s.inferred += inferred as u64;
+            s.count(stage, state, n as u64, inferred as u64);
         }
         let (oldest, next_deadline): (Option<i64>, Option<i64>) = c.query_row(
             "SELECT min(event_time), min(send_by) FROM outbox WHERE state IN ('pending', 'held', 'sending')",

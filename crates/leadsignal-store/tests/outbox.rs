@@ -336,12 +336,18 @@ fn claims_resume_and_lose_nothing_behind_them() {
     let theirs = other.claim(ds, 3, 600, NOW).unwrap();
     assert_eq!(theirs.len(), 3);
     // Send everything claimed so far except the retry, then keep claiming.
-    let mut seen: Vec<i64> = [&first, &second, &third, &theirs]
+    let mut seen: Vec<i64> = [&first, &second, &third]
         .iter()
         .flat_map(|b| b.iter().map(|e| e.id))
         .filter(|&id| id != first[1].id)
         .collect();
     s.mark_sent(&seen, None, NOW + 101).unwrap();
+    // Each process settles its own leases; the other's are left alone.
+    let their_ids: Vec<i64> = theirs.iter().map(|e| e.id).collect();
+    s.release(&their_ids, NOW + 101, Some("not mine")).unwrap();
+    assert_eq!(s.status(NOW + 101).unwrap().by_state["sending"], 3);
+    other.mark_sent(&their_ids, None, NOW + 101).unwrap();
+    seen.extend(&their_ids);
     loop {
         let e = s.claim(ds, 4, 600, NOW + 101).unwrap();
         if e.is_empty() {
@@ -427,7 +433,7 @@ fn schema_version_is_checked() {
         .unwrap()
         .to_string();
     assert!(e.contains("schema version 99"), "{e}");
-    assert!(open("postgres://x")
+    assert!(open("mysql://x")
         .err()
         .unwrap()
         .to_string()

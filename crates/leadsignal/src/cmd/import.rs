@@ -271,7 +271,7 @@ pub fn run(config: Option<&Path>, a: Args) -> anyhow::Result<ExitCode> {
         &mapping,
         &pc,
         cfg.funnel.missing_stages,
-        &mut store,
+        &mut *store,
         now,
         progress,
         on_reject,

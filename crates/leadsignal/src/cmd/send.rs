@@ -76,7 +76,7 @@ pub fn run(config: Option<&Path>, a: Args) -> anyhow::Result<ExitCode> {
             None => {}
         }
     };
-    let report = runtime.block_on(send_due(&mut store, &client, &sc, progress))?;
+    let report = runtime.block_on(send_due(&mut *store, &client, &sc, progress))?;
     if let Some(b) = bar {
         b.finish_and_clear();
     }

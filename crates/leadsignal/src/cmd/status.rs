@@ -2,7 +2,6 @@
 
 use crate::config::Config;
 use leadsignal_core::rules::human_duration;
-use leadsignal_store::Outbox;
 use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;

@@ -3,7 +3,6 @@
 
 use crate::config::Config;
 use crate::sender::send_due;
-use leadsignal_store::Outbox;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -69,17 +68,17 @@ pub fn run(config: Option<&Path>, a: Args) -> anyhow::Result<ExitCode> {
         &mapping,
         &pc,
         cfg.funnel.missing_stages,
-        &mut store,
+        &mut *store,
         now,
         |_| {},
         |_| {},
     )?;
-    let polled = super::poll::poll_all(&cfg, &pc, &mut store, now)?;
+    let polled = super::poll::poll_all(&cfg, &pc, &mut *store, now)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let sent = runtime.block_on(send_due(&mut store, &client, &sc, |_| {}))?;
+    let sent = runtime.block_on(send_due(&mut *store, &client, &sc, |_| {}))?;
     let _ = store.expire_due(now);
     if a.json {
         println!(

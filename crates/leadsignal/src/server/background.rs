@@ -58,7 +58,7 @@ pub fn start(
                     source,
                     &pc,
                     missing,
-                    &mut store,
+                    &mut *store,
                     super::unix_now(),
                 ) {
                     Ok(s) if s.rows > 0 => {
@@ -72,7 +72,7 @@ pub fn start(
             }
             let mut before = SendReport::default();
             let metrics = &st.metrics;
-            let result = send_due(&mut store, &client, &sc, |r| {
+            let result = send_due(&mut *store, &client, &sc, |r| {
                 metrics.delivered(&before, r);
                 before = r.clone();
             })
@@ -95,7 +95,7 @@ pub fn start(
             // Meta asks for an upload at least once a day: say so in the
             // logs when that is at risk (status, metrics and the dashboard
             // show the same warnings).
-            if let Ok(s) = leadsignal_store::Outbox::status(&store, super::unix_now()) {
+            if let Ok(s) = leadsignal_store::Outbox::status(&*store, super::unix_now()) {
                 if !s.warnings.is_empty() && last_warning.as_ref() != Some(&s.warnings) {
                     for w in &s.warnings {
                         tracing::warn!(warning = %w, "upload cadence");
@@ -158,7 +158,7 @@ impl Inbox {
                 mapping,
                 pc,
                 self.missing,
-                &mut store,
+                &mut *store,
                 now,
                 |_| {},
                 |_| {},

@@ -254,11 +254,8 @@ pub async fn start(cfg: Config, listen: &str) -> anyhow::Result<Server> {
     let pc = Arc::new(cfg.prepare_config_for_outbox()?);
     let writer_store = leadsignal_store::open(&cfg.store.url)?;
     let reader = leadsignal_store::open(&cfg.store.url)?;
-    let (writer, writer_thread) = Writer::start(
-        Box::new(writer_store),
-        Arc::clone(&pc),
-        cfg.funnel.missing_stages,
-    );
+    let (writer, writer_thread) =
+        Writer::start(writer_store, Arc::clone(&pc), cfg.funnel.missing_stages);
     let webhook_stage = cfg
         .server
         .webhook_stage
@@ -272,7 +269,7 @@ pub async fn start(cfg: Config, listen: &str) -> anyhow::Result<Server> {
             salesforce_lead_id_field: cfg.server.salesforce_lead_id_field.clone(),
         },
         writer,
-        reader: Mutex::new(Box::new(reader)),
+        reader: Mutex::new(reader),
         api_token,
         verify_token: cfg
             .server
