@@ -23,6 +23,8 @@ enum What {
     Deliver(DeliverArgs),
     /// Stage changes per second through `POST /v1/stage-changes`.
     Ingest(super::bench_ingest::IngestArgs),
+    /// Several `send` workers on one PostgreSQL outbox, and its enqueue rate.
+    Workers(super::bench_workers::WorkersArgs),
 }
 
 /// Deliver generated events from a SQLite outbox to the sandbox (batches of
@@ -94,6 +96,7 @@ pub fn run(a: Args) -> anyhow::Result<std::process::ExitCode> {
         What::Import(i) => import_bench(i),
         What::Deliver(d) => deliver_bench(d),
         What::Ingest(i) => super::bench_ingest::run(i),
+        What::Workers(w) => super::bench_workers::run(w),
     }
 }
 

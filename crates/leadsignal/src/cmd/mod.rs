@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod bench_ingest;
+pub mod bench_workers;
 pub mod demo;
 pub mod hash;
 pub mod import;
