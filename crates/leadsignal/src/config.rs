@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 /// The whole configuration file.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// `[meta]`
@@ -46,7 +46,35 @@ pub struct Config {
     /// `[[sources]]`: CRM databases polled for stage changes.
     #[serde(default)]
     pub sources: Vec<SourceConfig>,
+    /// `[[datasets]]`: more datasets beside `[meta]`'s, each with its own
+    /// token, CRM name and funnel, sharing the store and everything else.
+    #[serde(default)]
+    pub datasets: Vec<DatasetConfig>,
 }
+
+/// One `[[datasets]]` entry: what differs from `[meta]`, `[crm]` and
+/// `[funnel]` for another dataset of the same deployment.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatasetConfig {
+    /// Its name (`--dataset NAME`, `?dataset=NAME`).
+    pub name: String,
+    /// The CRM dataset (pixel) ID.
+    pub dataset_id: String,
+    /// Its Conversions API token (use `env:NAME`).
+    pub access_token: Option<Secret>,
+    /// Its app secret, if it differs from `[meta]`'s.
+    pub app_secret: Option<Secret>,
+    /// Its CRM name, if it differs from `[crm] name`.
+    pub crm_name: Option<String>,
+    /// Its funnel stages, if they differ from `[funnel] stages`.
+    pub stages: Option<Vec<StageSpec>>,
+    /// Its missing-stages policy, if it differs from `[funnel]`'s.
+    pub missing_stages: Option<leadsignal_store::MissingStages>,
+}
+
+/// The name of `[meta]`'s dataset among `[[datasets]]`.
+pub const DEFAULT_DATASET: &str = "default";
 
 /// One `[[sources]]` entry.
 #[derive(Debug, Clone, Deserialize)]
@@ -108,7 +136,7 @@ impl SourceConfig {
 }
 
 /// `[meta]`: the dataset and how to reach Meta.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[allow(dead_code)]
 pub struct MetaConfig {
@@ -158,7 +186,7 @@ fn default_graph_url() -> String {
 }
 
 /// `[crm]`
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CrmConfig {
     /// The CRM's name, sent as `custom_data.lead_event_source`.
@@ -166,7 +194,7 @@ pub struct CrmConfig {
 }
 
 /// `[normalize]`
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NormalizeConfig {
     /// Country for national phone numbers without a country code.
@@ -188,7 +216,7 @@ pub enum UnknownStage {
 }
 
 /// `[funnel]`
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FunnelConfig {
     /// Ordered stages; the first is the raw lead stage.
@@ -213,7 +241,7 @@ impl Default for FunnelConfig {
 }
 
 /// `[import]`
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ImportConfig {
     /// A CRM preset: hubspot, salesforce, zoho, pipedrive, dynamics, meta-lead-ads.
@@ -239,7 +267,7 @@ pub struct ImportConfig {
 }
 
 /// `[store]`
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
     /// `sqlite://leadsignal.db` or `postgres://...`.
@@ -255,7 +283,7 @@ impl Default for StoreConfig {
 }
 
 /// `[delivery]`
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DeliveryConfig {
     /// Events per request (Meta allows 1000).
@@ -292,6 +320,75 @@ impl Default for DeliveryConfig {
 }
 
 impl Config {
+    /// This configuration as seen by dataset `name` (`[[datasets]]`): its
+    /// dataset ID, token, app secret, CRM name and funnel in `[meta]`,
+    /// `[crm]` and `[funnel]`. `None` or `"default"` is `[meta]`'s dataset.
+    pub fn for_dataset(&self, name: Option<&str>) -> anyhow::Result<Config> {
+        let Some(name) = name.filter(|n| *n != DEFAULT_DATASET) else {
+            return Ok(self.clone());
+        };
+        let d = self
+            .datasets
+            .iter()
+            .find(|d| d.name == name)
+            .ok_or_else(|| {
+                let known: Vec<&str> = std::iter::once(DEFAULT_DATASET)
+                    .chain(self.datasets.iter().map(|d| d.name.as_str()))
+                    .collect();
+                anyhow::anyhow!(
+                    "no dataset named {name:?} in [[datasets]] (known: {})",
+                    known.join(", ")
+                )
+            })?;
+        let mut c = self.clone();
+        c.meta.dataset_id = Some(d.dataset_id.clone());
+        c.meta.access_token = d.access_token.clone();
+        if d.app_secret.is_some() {
+            c.meta.app_secret = d.app_secret.clone();
+        }
+        if let Some(n) = &d.crm_name {
+            c.crm.name = Some(n.clone());
+        }
+        if let Some(stages) = &d.stages {
+            c.funnel.stages = stages.clone();
+        }
+        if let Some(m) = d.missing_stages {
+            c.funnel.missing_stages = m;
+        }
+        c.datasets.clear();
+        Ok(c)
+    }
+
+    /// Every dataset this deployment delivers to, by name: `[meta]`'s (when
+    /// it names one) and each `[[datasets]]` entry.
+    pub fn all_datasets(&self) -> anyhow::Result<Vec<(String, Config)>> {
+        let mut out = Vec::new();
+        if self.meta.dataset_id.is_some() || self.datasets.is_empty() {
+            out.push((DEFAULT_DATASET.to_string(), self.for_dataset(None)?));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for d in &self.datasets {
+            anyhow::ensure!(
+                d.name != DEFAULT_DATASET && seen.insert(d.name.as_str()),
+                "[[datasets]] name {:?} is used twice (or is \"default\", the name of [meta]'s dataset)",
+                d.name
+            );
+            anyhow::ensure!(
+                self.meta.dataset_id.as_deref() != Some(d.dataset_id.as_str())
+                    && self
+                        .datasets
+                        .iter()
+                        .filter(|o| o.dataset_id == d.dataset_id)
+                        .count()
+                        == 1,
+                "dataset {} is configured twice",
+                d.dataset_id
+            );
+            out.push((d.name.clone(), self.for_dataset(Some(&d.name))?));
+        }
+        Ok(out)
+    }
+
     /// The dataset's credentials, or why they are missing.
     pub fn credentials(&self) -> anyhow::Result<leadsignal_graph::Credentials> {
         let token = self.meta.access_token.as_ref().ok_or_else(|| {
@@ -340,7 +437,7 @@ impl Config {
 }
 
 /// `[server]`
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
     /// Listen address.
@@ -627,5 +724,48 @@ listen = "127.0.0.1:8787"
         let e = Config::load(Some(f.path())).unwrap_err().to_string();
         assert!(e.contains("Atlantis"), "{e}");
         assert!(Config::load(Some(Path::new("/no/such.toml"))).is_err());
+    }
+
+    #[test]
+    fn datasets_override_what_differs_and_nothing_else() {
+        let load = |text: &str| {
+            let mut f = tempfile::NamedTempFile::new().unwrap();
+            write!(f, "{text}").unwrap();
+            Config::load(Some(f.path())).map(|(c, _)| c)
+        };
+        let c = load(
+            "[meta]\ndataset_id = \"1\"\naccess_token = \"ta\"\n[crm]\nname = \"HubSpot\"\n\
+             [[datasets]]\nname = \"b\"\ndataset_id = \"2\"\naccess_token = \"tb\"\nmissing_stages = \"hold\"\n",
+        )
+        .unwrap();
+        let all = c.all_datasets().unwrap();
+        assert_eq!(all.len(), 2);
+        let b = &all[1].1;
+        assert_eq!(b.meta.dataset_id.as_deref(), Some("2"));
+        assert_eq!(b.meta.access_token.as_ref().unwrap().expose(), "tb");
+        assert_eq!(b.crm.name.as_deref(), Some("HubSpot"), "inherited");
+        assert_eq!(
+            b.funnel.missing_stages,
+            leadsignal_store::MissingStages::Hold
+        );
+        assert_eq!(
+            all[0].1.funnel.missing_stages,
+            leadsignal_store::MissingStages::Fill
+        );
+        assert!(c
+            .for_dataset(Some("zz"))
+            .unwrap_err()
+            .to_string()
+            .contains("known: default, b"));
+        let twice =
+            load("[meta]\ndataset_id = \"1\"\n[[datasets]]\nname = \"b\"\ndataset_id = \"1\"\n")
+                .unwrap();
+        assert!(twice
+            .all_datasets()
+            .unwrap_err()
+            .to_string()
+            .contains("configured twice"));
+        let named_default = load("[[datasets]]\nname = \"default\"\ndataset_id = \"5\"\n").unwrap();
+        assert!(named_default.all_datasets().is_err());
     }
 }

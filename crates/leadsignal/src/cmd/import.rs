@@ -44,6 +44,10 @@ pub struct Args {
     /// (default: `[import] preset`, else headers named as the record fields).
     #[arg(long)]
     pub preset: Option<String>,
+    /// The dataset to store into (`default`: `[meta]`'s; others by their
+    /// `[[datasets]]` name).
+    #[arg(long, value_name = "NAME")]
+    pub dataset: Option<String>,
 }
 
 /// What an import did.
@@ -212,6 +216,7 @@ pub fn text(s: &Summary) -> String {
 
 pub fn run(config: Option<&Path>, a: Args) -> anyhow::Result<ExitCode> {
     let (cfg, _) = Config::load(config)?;
+    let cfg = cfg.for_dataset(a.dataset.as_deref())?;
     let pc = cfg.prepare_config_for_outbox()?;
     let mapping = cfg.mapping(a.preset.as_deref())?;
     let mut store = leadsignal_store::open(&cfg.store.url)?;

@@ -2,6 +2,7 @@
 
 use crate::config::Config;
 use crate::sender::{send_due, SendReport};
+use anyhow::Context as _;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 use std::path::Path;
@@ -30,13 +31,104 @@ pub struct Args {
     /// [delivery] max_wait_secs).
     #[arg(long)]
     pub max_wait: Option<u64>,
-    /// Print one JSON summary object.
+    /// Print one JSON summary object (one line per dataset).
     #[arg(long)]
     pub json: bool,
+    /// Deliver only this dataset (`default` is `[meta]`'s, others are
+    /// `[[datasets]]` names); by default every configured dataset, each on
+    /// its own.
+    #[arg(long, value_name = "NAME")]
+    pub dataset: Option<String>,
 }
 
 pub fn run(config: Option<&Path>, a: Args) -> anyhow::Result<ExitCode> {
     let (cfg, _) = Config::load(config)?;
+    let targets = match &a.dataset {
+        Some(name) => vec![(name.clone(), cfg.for_dataset(Some(name))?)],
+        None => cfg.all_datasets()?,
+    };
+    // Each dataset has its own sender, Graph credentials and store
+    // connection, on its own task: one dataset's pause, rate limit or
+    // retries never hold another back.
+    let mut jobs = Vec::with_capacity(targets.len());
+    for (name, c) in &targets {
+        let sc = sender_config(c, &a).with_context(|| format!("dataset {name}"))?;
+        let client = c.graph_client()?;
+        let store = leadsignal_store::open_existing(&c.store.url)?;
+        jobs.push((name.clone(), sc, client, store));
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let single = jobs.len() == 1;
+    let bar = (single && !a.json && std::io::stderr().is_terminal()).then(|| {
+        let b = ProgressBar::new_spinner();
+        b.set_style(
+            ProgressStyle::with_template("{spinner} {elapsed} {msg}").expect("valid template"),
+        );
+        b.enable_steady_tick(Duration::from_millis(200));
+        b
+    });
+    let quiet = a.json;
+    let results = runtime.block_on(async {
+        let mut tasks = tokio::task::JoinSet::new();
+        for (i, (name, sc, client, mut store)) in jobs.into_iter().enumerate() {
+            let bar = bar.clone();
+            tasks.spawn(async move {
+                let mut last_log = Instant::now();
+                let progress = |r: &SendReport| {
+                    let line = progress_line(r);
+                    match &bar {
+                        Some(b) => b.set_message(line),
+                        None if !quiet && last_log.elapsed() >= Duration::from_secs(5) => {
+                            eprintln!("send {name}: {line}");
+                            last_log = Instant::now();
+                        }
+                        None => {}
+                    }
+                };
+                let r = send_due(&mut *store, &client, &sc, progress).await;
+                (i, name, client.events_url(&sc.dataset_id), r)
+            });
+        }
+        let mut out = Vec::new();
+        while let Some(done) = tasks.join_next().await {
+            out.push(done.expect("a sender task panicked"));
+        }
+        out.sort_by_key(|r| r.0);
+        out
+    });
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    let mut code = ExitCode::SUCCESS;
+    let mut worst = 0u8;
+    for (_, name, url, r) in results {
+        let report = r.with_context(|| format!("dataset {name}"))?;
+        if a.json {
+            println!("{}", serde_json::to_string(&report)?);
+        } else {
+            if !single {
+                println!("dataset {name} ({}):", report.dataset_id);
+            }
+            print!("{}", summary(&report, &url));
+        }
+        let rank = match exit_code(&report) {
+            c if c == ExitCode::from(3) => 3,
+            c if c == ExitCode::from(1) => 1,
+            _ => 0,
+        };
+        if rank > worst {
+            worst = rank;
+            code = exit_code(&report);
+        }
+    }
+    Ok(code)
+}
+
+/// The sender's settings for one dataset, with the command line's overrides.
+fn sender_config(cfg: &Config, a: &Args) -> anyhow::Result<crate::sender::SenderConfig> {
     let mut sc = cfg.sender_config()?;
     if let Some(n) = a.batch_size {
         anyhow::ensure!((1..=1000).contains(&n), "--batch-size must be 1 to 1000");
@@ -50,42 +142,7 @@ pub fn run(config: Option<&Path>, a: Args) -> anyhow::Result<ExitCode> {
     }
     sc.test_event_code = a.test_event_code.clone();
     sc.test_limit = a.test_limit;
-    let client = cfg.graph_client()?;
-    let mut store = leadsignal_store::open_existing(&cfg.store.url)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    let bar = (!a.json && std::io::stderr().is_terminal()).then(|| {
-        let b = ProgressBar::new_spinner();
-        b.set_style(
-            ProgressStyle::with_template("{spinner} {elapsed} {msg}").expect("valid template"),
-        );
-        b.enable_steady_tick(Duration::from_millis(200));
-        b
-    });
-    let mut last_log = Instant::now();
-    let progress = |r: &SendReport| {
-        let line = progress_line(r);
-        match &bar {
-            Some(b) => b.set_message(line),
-            None if !a.json && last_log.elapsed() >= Duration::from_secs(5) => {
-                eprintln!("send: {line}");
-                last_log = Instant::now();
-            }
-            None => {}
-        }
-    };
-    let report = runtime.block_on(send_due(&mut *store, &client, &sc, progress))?;
-    if let Some(b) = bar {
-        b.finish_and_clear();
-    }
-    if a.json {
-        println!("{}", serde_json::to_string(&report)?);
-    } else {
-        print!("{}", summary(&report, &client.events_url(&sc.dataset_id)));
-    }
-    Ok(exit_code(&report))
+    Ok(sc)
 }
 
 fn progress_line(r: &SendReport) -> String {

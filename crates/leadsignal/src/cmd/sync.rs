@@ -18,6 +18,10 @@ pub struct Args {
     /// Print one JSON object {"import": ..., "send": ...}.
     #[arg(long)]
     json: bool,
+    /// The dataset to import into and deliver (`default`: `[meta]`'s;
+    /// others by their `[[datasets]]` name).
+    #[arg(long, value_name = "NAME")]
+    dataset: Option<String>,
 }
 
 /// The files named by `entries`: files as they are, folders expanded to
@@ -47,6 +51,7 @@ pub fn expand(entries: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
 
 pub fn run(config: Option<&Path>, a: Args) -> anyhow::Result<ExitCode> {
     let (cfg, _) = Config::load(config)?;
+    let cfg = cfg.for_dataset(a.dataset.as_deref())?;
     let entries = if a.files.is_empty() {
         cfg.import.files.clone()
     } else {

@@ -30,6 +30,15 @@ pub fn start(
     let pc = Arc::clone(&st.pc);
     let sources = cfg.sources.clone();
     let missing = cfg.funnel.missing_stages;
+    // Every other configured dataset delivers on its own task, with its
+    // own credentials and store connection: a pause, rate limit or retry
+    // of one never holds another back.
+    let others = cfg
+        .all_datasets()?
+        .into_iter()
+        .filter(|(name, _)| name != crate::config::DEFAULT_DATASET)
+        .map(|(name, c)| dataset_sender(&name, &c, Arc::clone(&st), stop.clone(), flush))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     Ok(tokio::spawn(async move {
         let mut next_poll: Vec<std::time::Instant> = vec![std::time::Instant::now(); sources.len()];
         let mut store = match leadsignal_store::open(&url) {
@@ -108,7 +117,62 @@ pub fn start(
                 _ = stop.wait_for(|s| *s) => break,
             }
         }
+        for other in others {
+            let _ = other.await;
+        }
         drop(st);
+    }))
+}
+
+/// Delivery of one more dataset (`[[datasets]]`) every flush interval.
+fn dataset_sender(
+    name: &str,
+    cfg: &Config,
+    st: Arc<AppState>,
+    stop: watch::Receiver<bool>,
+    flush: Duration,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    use anyhow::Context as _;
+    let mut sc = cfg
+        .sender_config()
+        .with_context(|| format!("dataset {name}"))?;
+    sc.max_wait = Duration::ZERO;
+    sc.stop = Some(stop.clone());
+    let client = cfg.graph_client()?;
+    let mut store = leadsignal_store::open(&cfg.store.url)?;
+    let name = name.to_string();
+    let mut stop = stop;
+    Ok(tokio::spawn(async move {
+        loop {
+            if *stop.borrow() {
+                break;
+            }
+            let mut before = SendReport::default();
+            let metrics = &st.metrics;
+            match send_due(&mut *store, &client, &sc, |r| {
+                metrics.delivered(&before, r);
+                before = r.clone();
+            })
+            .await
+            {
+                Ok(r) if r.requests > 0 => tracing::info!(
+                    dataset = %name,
+                    accepted = r.accepted,
+                    rejected = r.rejected,
+                    expired = r.expired,
+                    requests = r.requests,
+                    "delivered"
+                ),
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::error!(dataset = %name, error = %e, "delivery failed; retrying at the next flush")
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(flush) => {}
+                _ = stop.wait_for(|s| *s) => break,
+            }
+        }
     }))
 }
 

@@ -1,0 +1,141 @@
+//! Several datasets in one deployment (`[[datasets]]`): each imported with
+//! its own CRM name and funnel, each delivered with its own token; one
+//! dataset's revoked token pauses that dataset only.
+
+use leadsignal_graph::sandbox::{self, SandboxConfig, SandboxDataset};
+use std::process::Command;
+
+const A: &str = "2780431635496611";
+const B: &str = "9990001112223334";
+const TOKEN_A: &str = "EAAdataset-a-token";
+const TOKEN_B: &str = "EAAdataset-b-token";
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+fn run(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_leadsignal"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("LEADSIGNAL_") || k.starts_with("META_") {
+            c.env_remove(k);
+        }
+    }
+    c.current_dir(dir).args(args).output().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_dataset_is_delivered_on_its_own() {
+    let mut cfg = SandboxConfig::single(A, TOKEN_A);
+    cfg.datasets.push(SandboxDataset {
+        id: B.into(),
+        access_token: TOKEN_B.into(),
+        app_secret: None,
+    });
+    let sb = sandbox::start(cfg).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("leadsignal.toml"),
+        format!(
+            "[meta]\ndataset_id = \"{A}\"\naccess_token = \"{TOKEN_A}\"\ngraph_url = \"{}\"\n\
+             [crm]\nname = \"HubSpot\"\n[store]\nurl = \"sqlite://outbox.db\"\n\
+             [[datasets]]\nname = \"brand-b\"\ndataset_id = \"{B}\"\naccess_token = \"{TOKEN_B}\"\ncrm_name = \"Salesforce\"\n\
+             stages = [{{ name = \"Inquiry\", meta = \"LEAD\", crm = [\"inquiry\"] }}, {{ name = \"Closed\", meta = \"CONVERTED\", crm = [\"closed\"] }}]\n",
+            sb.url()
+        ),
+    )
+    .unwrap();
+    let t = now() - 3600;
+    std::fs::write(
+        dir.path().join("a.csv"),
+        format!("lead_id,stage,changed_at\n1234567890123456,new,{t}\n1234567890123457,new,{t}\n1234567890123457,mql,{}\n", t + 60),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("b.csv"),
+        format!("lead_id,stage,changed_at\n1234567890123456,inquiry,{t}\n1234567890123456,closed,{}\n1234567890123458,inquiry,{t}\n", t + 60),
+    )
+    .unwrap();
+    let d = dir.path().to_path_buf();
+    let (a, b, unknown, wrong_funnel) = tokio::task::spawn_blocking(move || {
+        (
+            run(&d, &["import", "--json", "a.csv"]),
+            run(&d, &["import", "--json", "--dataset", "brand-b", "b.csv"]),
+            run(&d, &["import", "--dataset", "brand-c", "b.csv"]),
+            run(&d, &["import", "--json", "b.csv"]),
+        )
+    })
+    .await
+    .unwrap();
+    assert!(a.status.success(), "{}", String::from_utf8_lossy(&a.stderr));
+    assert!(b.status.success(), "{}", String::from_utf8_lossy(&b.stderr));
+    let b: serde_json::Value = serde_json::from_slice(&b.stdout).unwrap();
+    assert_eq!(b["accepted"], 3, "brand-b's own funnel: {b}");
+    let e = String::from_utf8_lossy(&unknown.stderr);
+    assert!(
+        !unknown.status.success() && e.contains("brand-c") && e.contains("brand-b"),
+        "{e}"
+    );
+    let w: serde_json::Value = serde_json::from_slice(&wrong_funnel.stdout).unwrap();
+    assert_eq!(
+        w["rejected"], 3,
+        "the default funnel knows no 'inquiry': {w}"
+    );
+
+    // Dataset A's token is revoked: A pauses, B is delivered in full.
+    sb.revoke_token(A);
+    let d = dir.path().to_path_buf();
+    let out = tokio::task::spawn_blocking(move || run(&d, &["send", "--json"]))
+        .await
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "paused: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let reports: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(reports.len(), 2, "one report per dataset");
+    let by: std::collections::HashMap<&str, &serde_json::Value> = reports
+        .iter()
+        .map(|r| (r["dataset_id"].as_str().unwrap(), r))
+        .collect();
+    assert!(by[A]["paused"].is_string(), "{}", by[A]);
+    assert_eq!(by[A]["accepted"], 0);
+    assert!(by[B]["paused"].is_null(), "{}", by[B]);
+    assert_eq!(by[B]["accepted"], 3, "{}", by[B]);
+    let accepted = sb.accepted();
+    assert_eq!(accepted.len(), 3);
+    assert!(accepted.iter().all(|e| &*e.dataset_id == B));
+    let names: std::collections::BTreeSet<&str> = accepted.iter().map(|e| &*e.event_name).collect();
+    assert_eq!(names, ["Closed", "Inquiry"].into());
+    // B's events carry B's CRM name.
+    let events: serde_json::Value =
+        reqwest::get(format!("{}/sandbox/events?dataset={B}", sb.url()))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    let text = events.to_string();
+    assert!(
+        text.contains("Salesforce") && !text.contains("HubSpot"),
+        "{text}"
+    );
+    // A new token for A: `send --dataset default` delivers A alone.
+    sb.set_token(A, TOKEN_A);
+    let d = dir.path().to_path_buf();
+    let out =
+        tokio::task::spawn_blocking(move || run(&d, &["send", "--json", "--dataset", "default"]))
+            .await
+            .unwrap();
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["dataset_id"], A);
+    assert_eq!(r["accepted"], 3, "{r}");
+}
