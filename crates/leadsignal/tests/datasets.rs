@@ -139,3 +139,70 @@ async fn each_dataset_is_delivered_on_its_own() {
     assert_eq!(r["dataset_id"], A);
     assert_eq!(r["accepted"], 3, "{r}");
 }
+
+mod common;
+
+/// `serve` with two datasets: stage changes posted with `?dataset=` are
+/// prepared with that dataset's funnel and CRM name and delivered with its
+/// token; an unknown dataset is a clear 404 (401 without the token).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_takes_and_delivers_each_dataset() {
+    let mut cfg = SandboxConfig::single(common::DATASET, common::TOKEN);
+    cfg.datasets.push(SandboxDataset {
+        id: B.into(),
+        access_token: TOKEN_B.into(),
+        app_secret: None,
+    });
+    let sb = sandbox::start(cfg).await.unwrap();
+    let mut s = common::Serve::start(
+        &sb,
+        &format!(
+            "[[datasets]]\nname = \"brand-b\"\ndataset_id = \"{B}\"\naccess_token = \"{TOKEN_B}\"\ncrm_name = \"Salesforce\"\n\
+             stages = [{{ name = \"Inquiry\", meta = \"LEAD\", crm = [\"inquiry\"] }}, {{ name = \"Closed\", meta = \"CONVERTED\", crm = [\"closed\"] }}]\n"
+        ),
+    )
+    .await;
+    let t = now() - 600;
+    let body =
+        format!(r#"[{{"lead_id": 1234567890123999, "stage": "inquiry", "changed_at": {t}}}]"#);
+    let (code, answer) = s.post("/v1/stage-changes?dataset=brand-b", &body).await;
+    assert_eq!(code, 200, "{answer}");
+    assert_eq!(answer["items"][0]["status"], "accepted", "{answer}");
+    assert_eq!(answer["items"][0]["event_name"], "Inquiry");
+    // The default dataset's funnel does not know "inquiry".
+    let (_, answer) = s.post("/v1/stage-changes", &body).await;
+    assert_eq!(answer["items"][0]["status"], "rejected", "{answer}");
+    let (code, answer) = s.post("/v1/stage-changes?dataset=nope", &body).await;
+    assert_eq!(code, 404);
+    assert!(answer.to_string().contains("brand-b"), "{answer}");
+    let anon = s
+        .http
+        .post(s.url("/v1/stage-changes?dataset=nope"))
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        anon.status().as_u16(),
+        401,
+        "names are for authenticated callers"
+    );
+    // Delivered to B with B's token, by B's own sender.
+    let t0 = std::time::Instant::now();
+    while sb.accepted().iter().all(|e| &*e.dataset_id != B) {
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(20),
+            "not delivered: {}",
+            s.log()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let e = sb
+        .accepted()
+        .into_iter()
+        .find(|e| &*e.dataset_id == B)
+        .unwrap();
+    assert_eq!(&*e.event_name, "Inquiry");
+    assert_eq!(e.lead_id, Some(1234567890123999));
+    assert!(s.terminate().success());
+}

@@ -25,6 +25,9 @@ pub struct FormatQuery {
     /// `records` (default), `hubspot` or `salesforce`.
     #[param(pattern = "^(records|json|hubspot|salesforce)$")]
     pub format: Option<String>,
+    /// The dataset the stage changes belong to: `default` (`[meta]`'s) or a
+    /// `[[datasets]]` name.
+    pub dataset: Option<String>,
 }
 
 /// A stage-change record, the file import's JSON shape (DESIGN.md). Every
@@ -167,7 +170,18 @@ pub async fn stage_changes(
             )
         }
     };
-    receive(st, format, headers, body, false).await
+    let Some(target) = st.target(q.get("dataset").map(String::as_str)) else {
+        // Dataset names are for authenticated callers only.
+        if !bearer_ok(&st, &headers) {
+            return problem(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
+        }
+        let known: Vec<&str> = st.targets.iter().map(|t| t.0.as_str()).collect();
+        return problem(
+            StatusCode::NOT_FOUND,
+            &format!("unknown dataset: use one of {}", known.join(", ")),
+        );
+    };
+    receive_to(st, target, format, headers, body, false).await
 }
 
 /// One HubSpot webhook event (the fields read).
@@ -302,6 +316,18 @@ async fn receive(
     body: Bytes,
     authorized: bool,
 ) -> Response {
+    receive_to(st, 0, format, headers, body, authorized).await
+}
+
+/// `receive` for dataset `target` (an index of `AppState::targets`).
+async fn receive_to(
+    st: Arc<AppState>,
+    target: usize,
+    format: IngestFormat,
+    headers: HeaderMap,
+    body: Bytes,
+    authorized: bool,
+) -> Response {
     if !authorized && !bearer_ok(&st, &headers) {
         return problem(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
     }
@@ -319,7 +345,8 @@ async fn receive(
         Err(e) => return problem(StatusCode::BAD_REQUEST, &e.to_string()),
     };
     let now = super::unix_now();
-    let items = with_known_lead_ids(&st, items).await;
+    let pc = Arc::clone(&st.targets[target].1);
+    let items = with_known_lead_ids(&st, &pc.dataset_id, items).await;
     // Prepare (hash) every item; keep what each becomes for the answer.
     let mut answers: Vec<ItemAnswer> = Vec::with_capacity(items.len());
     let mut stored: Vec<Incoming> = Vec::with_capacity(items.len());
@@ -346,7 +373,7 @@ async fn receive(
         let fingerprint = row.fingerprint.to_string();
         let incoming = match row.into_stage_change() {
             Err((origin, violations)) => Err((origin, violations)),
-            Ok(sc) => match prepare(&sc, &st.pc, now) {
+            Ok(sc) => match prepare(&sc, &pc, now) {
                 Ok(p) => Ok(Incoming::event(p, sc.origin, sc.crm_id, sc.lead_created_at)),
                 Err(v) => Err((sc.origin, v)),
             },
@@ -386,7 +413,7 @@ async fn receive(
         answers.push(answer);
         stored.push(incoming);
     }
-    let outcomes = match st.writer.write(stored).await {
+    let outcomes = match st.writer.write_to(target, stored).await {
         Ok(o) => o,
         Err(e) => {
             tracing::error!(error = %e, "stage changes not stored");
@@ -439,7 +466,7 @@ pub fn rejected(origin: Origin, fingerprint: String, violations: Vec<Violation>)
 
 /// Items that name their lead by CRM record ID only (HubSpot and Salesforce
 /// webhooks) get the Meta lead ID the outbox knows for that record, if any.
-async fn with_known_lead_ids(st: &Arc<AppState>, mut items: Vec<Item>) -> Vec<Item> {
+async fn with_known_lead_ids(st: &Arc<AppState>, dataset: &str, mut items: Vec<Item>) -> Vec<Item> {
     let wanted: Vec<(usize, String)> = items
         .iter()
         .enumerate()
@@ -456,7 +483,7 @@ async fn with_known_lead_ids(st: &Arc<AppState>, mut items: Vec<Item>) -> Vec<It
     if wanted.is_empty() {
         return items;
     }
-    let dataset = st.pc.dataset_id.clone();
+    let dataset = dataset.to_string();
     let found = st
         .read(move |s| {
             wanted

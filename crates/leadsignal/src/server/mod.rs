@@ -43,8 +43,11 @@ pub fn unix_now() -> i64 {
 
 /// Everything the handlers share.
 pub struct AppState {
-    /// How stage changes become events.
+    /// How stage changes become events (the default dataset).
     pub pc: Arc<PrepareConfig>,
+    /// Every dataset stage changes may be posted to (`?dataset=NAME`), by
+    /// name; the first is the default (`pc`).
+    pub targets: Vec<(String, Arc<PrepareConfig>)>,
     /// Settings of the CRM-specific shapes.
     pub ingest: IngestOptions,
     /// Writes to the outbox.
@@ -74,6 +77,14 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// The index of dataset `name` in `targets` (`None` or `default`: the first).
+    pub fn target(&self, name: Option<&str>) -> Option<usize> {
+        match name {
+            None => Some(0),
+            Some(n) => self.targets.iter().position(|t| t.0 == n),
+        }
+    }
+
     /// Runs a read on the reader connection, off the async threads.
     async fn read<T: Send + 'static>(
         self: &Arc<Self>,
@@ -252,10 +263,25 @@ pub async fn start(cfg: Config, listen: &str) -> anyhow::Result<Server> {
             )
         })?;
     let pc = Arc::new(cfg.prepare_config_for_outbox()?);
+    let mut targets = vec![(
+        crate::config::DEFAULT_DATASET.to_string(),
+        Arc::clone(&pc),
+        cfg.funnel.missing_stages,
+    )];
+    for (name, c) in cfg.all_datasets()? {
+        if name != crate::config::DEFAULT_DATASET {
+            let pc = c
+                .prepare_config_for_outbox()
+                .map_err(|e| anyhow::anyhow!("dataset {name}: {e:#}"))?;
+            targets.push((name, Arc::new(pc), c.funnel.missing_stages));
+        }
+    }
     let writer_store = leadsignal_store::open(&cfg.store.url)?;
     let reader = leadsignal_store::open(&cfg.store.url)?;
-    let (writer, writer_thread) =
-        Writer::start(writer_store, Arc::clone(&pc), cfg.funnel.missing_stages);
+    let (writer, writer_thread) = Writer::start(
+        writer_store,
+        targets.iter().map(|t| (Arc::clone(&t.1), t.2)).collect(),
+    );
     let webhook_stage = cfg
         .server
         .webhook_stage
@@ -264,6 +290,7 @@ pub async fn start(cfg: Config, listen: &str) -> anyhow::Result<Server> {
         .unwrap_or_else(|| "Lead".into());
     let state = Arc::new(AppState {
         pc: Arc::clone(&pc),
+        targets: targets.into_iter().map(|t| (t.0, t.1)).collect(),
         ingest: IngestOptions {
             hubspot_stage_property: cfg.server.hubspot_stage_property.clone(),
             salesforce_lead_id_field: cfg.server.salesforce_lead_id_field.clone(),

@@ -14,8 +14,10 @@ use tokio::sync::{mpsc, oneshot};
 const GROUP_ITEMS: usize = 10_000;
 
 enum Job {
-    /// Enqueue (grouped with other waiting writes).
+    /// Enqueue (grouped with other waiting writes to the same dataset).
     Write {
+        /// Index of the dataset in the writer's targets.
+        target: usize,
         items: Vec<Incoming>,
         reply: oneshot::Sender<Result<Vec<ItemOutcome>, String>>,
     },
@@ -33,11 +35,12 @@ pub struct Writer {
 }
 
 impl Writer {
-    /// Starts the writer thread on `store`.
+    /// Starts the writer thread on `store`, for the datasets `targets`
+    /// (how their stage changes became events, their missing-stages
+    /// policy); the first is the default.
     pub fn start(
         mut store: Box<dyn Outbox + Send>,
-        pc: Arc<PrepareConfig>,
-        missing: MissingStages,
+        targets: Vec<(Arc<PrepareConfig>, MissingStages)>,
     ) -> (Writer, std::thread::JoinHandle<()>) {
         let (tx, mut rx) = mpsc::channel::<Job>(1024);
         let handle = std::thread::Builder::new()
@@ -52,31 +55,40 @@ impl Writer {
                             None => break,
                         },
                     };
-                    let (items, reply) = match first {
+                    let (target, items, reply) = match first {
                         Job::Refresh { items, reply } => {
                             let r = store
-                                .refresh(&items, &pc.dataset_id)
+                                .refresh(&items, &targets[0].0.dataset_id)
                                 .map_err(|e| e.to_string());
                             let _ = reply.send(r);
                             continue;
                         }
-                        Job::Write { items, reply } => (items, reply),
+                        Job::Write {
+                            target,
+                            items,
+                            reply,
+                        } => (target, items, reply),
                     };
                     let mut n = items.len();
                     let mut jobs = vec![(items, reply)];
                     while n < GROUP_ITEMS {
                         match rx.try_recv() {
-                            Ok(Job::Write { items, reply }) => {
+                            Ok(Job::Write {
+                                target: t,
+                                items,
+                                reply,
+                            }) if t == target => {
                                 n += items.len();
                                 jobs.push((items, reply));
                             }
-                            Ok(refresh) => {
-                                next = Some(refresh);
+                            Ok(other) => {
+                                next = Some(other);
                                 break;
                             }
                             Err(_) => break,
                         }
                     }
+                    let (pc, missing) = &targets[target];
                     let lens: Vec<usize> = jobs.iter().map(|j| j.0.len()).collect();
                     let mut batch = Vec::with_capacity(n);
                     let mut replies = Vec::with_capacity(jobs.len());
@@ -85,8 +97,8 @@ impl Writer {
                         replies.push(reply);
                     }
                     let ctx = EnqueueContext {
-                        prepare: &pc,
-                        missing,
+                        prepare: pc,
+                        missing: *missing,
                         now: super::unix_now(),
                     };
                     match store.enqueue(&batch, &ctx) {
@@ -109,15 +121,28 @@ impl Writer {
         (Writer { tx }, handle)
     }
 
-    /// Stores `items` (one transaction, possibly shared with other
-    /// requests); the outcome of each, in order.
+    /// Stores `items` of the default dataset (one transaction, possibly
+    /// shared with other requests); the outcome of each, in order.
     pub async fn write(&self, items: Vec<Incoming>) -> Result<Vec<ItemOutcome>, String> {
+        self.write_to(0, items).await
+    }
+
+    /// Stores `items` of dataset `target` (an index of the targets).
+    pub async fn write_to(
+        &self,
+        target: usize,
+        items: Vec<Incoming>,
+    ) -> Result<Vec<ItemOutcome>, String> {
         if items.is_empty() {
             return Ok(Vec::new());
         }
         let (reply, answer) = oneshot::channel();
         self.tx
-            .send(Job::Write { items, reply })
+            .send(Job::Write {
+                target,
+                items,
+                reply,
+            })
             .await
             .map_err(|_| "the outbox writer has stopped".to_string())?;
         answer
