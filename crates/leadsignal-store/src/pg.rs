@@ -32,7 +32,8 @@ const TX_ATTEMPTS: usize = 5;
 
 /// The PostgreSQL outbox.
 pub struct PgOutbox {
-    client: Mutex<Client>,
+    /// `None` only while being dropped.
+    client: Mutex<Option<Client>>,
     /// This process's leases (random): settling checks it.
     token: i64,
 }
@@ -74,7 +75,7 @@ impl PgOutbox {
                 token = 1;
             }
             let s = PgOutbox {
-                client: Mutex::new(client),
+                client: Mutex::new(Some(client)),
                 token,
             };
             s.migrate()?;
@@ -92,7 +93,7 @@ impl PgOutbox {
     ) -> Result<R, StoreError> {
         off_runtime(|| {
             let mut c = self.client.lock().unwrap_or_else(|p| p.into_inner());
-            f(&mut c)
+            f(c.as_mut().expect("the connection is only taken by drop"))
         })
     }
 
@@ -206,6 +207,21 @@ impl PgOutbox {
             )?;
             Ok(())
         })
+    }
+}
+
+impl Drop for PgOutbox {
+    /// Closing the connection blocks on the client's runtime too: off any
+    /// tokio runtime, like every call.
+    fn drop(&mut self) {
+        let client = self
+            .client
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(c) = client {
+            off_runtime(move || drop(c));
+        }
     }
 }
 

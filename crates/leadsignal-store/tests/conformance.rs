@@ -67,6 +67,7 @@ conformance!(
     delivery_outcomes_are_recorded,
     source_cursor_moves_with_its_rows,
     datasets_are_isolated,
+    works_inside_an_async_runtime,
 );
 
 fn enqueue_is_idempotent(b: &dyn Backend) {
@@ -665,4 +666,32 @@ fn datasets_are_isolated(b: &dyn Backend) {
         Some(NOW + 61)
     );
     assert!(s.lead(&other.dataset_id, L1).unwrap().is_some());
+}
+
+/// The sender calls the store from async code, and drops it there: no
+/// backend may block a tokio worker in a way tokio forbids (the
+/// `postgres` client drives a runtime of its own).
+fn works_inside_an_async_runtime(b: &dyn Backend) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut s = b.open();
+    rt.block_on(async move {
+        let cfg = config();
+        let r = s
+            .enqueue(
+                &[change(L1, "new", NOW - 60, 1)],
+                &ctx(&cfg, MissingStages::Fill),
+            )
+            .unwrap();
+        assert_eq!(r.accepted, 1);
+        let c = s.claim(&cfg.dataset_id, 10, 60, NOW).unwrap();
+        s.mark_sent(&[c[0].id], None, NOW).unwrap();
+        assert_eq!(s.status(NOW).unwrap().by_state["sent"], 1);
+        drop(s);
+        let again = tokio::task::spawn(async {}).await;
+        assert!(again.is_ok());
+    });
 }
