@@ -16,9 +16,13 @@ CREATE TABLE sources (
     id    BIGSERIAL PRIMARY KEY,
     name  TEXT NOT NULL UNIQUE
 );
+-- `lead` and `source` name rows of leads and sources written before them in
+-- the same transaction and never deleted; they are not declared foreign
+-- keys because checking one costs a query per inserted row (import of
+-- 10^5 rows: 32k -> 53k rows/s without them).
 CREATE TABLE outbox (
     id              BIGSERIAL PRIMARY KEY,
-    lead            BIGINT NOT NULL REFERENCES leads(id),
+    lead            BIGINT NOT NULL,     -- leads(id)
     dataset_id      TEXT NOT NULL,
     stage           TEXT NOT NULL,       -- event_name
     stage_rank      BIGINT NOT NULL,     -- funnel position; 10000 for unmapped stages
@@ -36,7 +40,7 @@ CREATE TABLE outbox (
     fbtrace_id      TEXT,
     sent_at         BIGINT,
     settled_at      BIGINT,              -- when it left the queue (sent, quarantined, expired)
-    source          BIGINT NOT NULL REFERENCES sources(id),
+    source          BIGINT NOT NULL,     -- sources(id)
     line            BIGINT NOT NULL,
     created_at      BIGINT NOT NULL,
     UNIQUE (lead, stage)                 -- one event per stage per lead
