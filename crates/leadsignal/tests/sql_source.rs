@@ -102,3 +102,137 @@ async fn sync_reads_a_crm_database_after_its_cursor() {
         .unwrap();
     assert_eq!(cursor, "5");
 }
+
+/// `serve` polling a CRM's PostgreSQL database into a PostgreSQL outbox:
+/// both drivers called from the server's async tasks; new rows in the CRM
+/// reach Meta within a few polls. Skipped (with a message) without the
+/// machine's PostgreSQL, unless `LEADSIGNAL_REQUIRE_DB=1`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_polls_a_postgres_crm_into_a_postgres_outbox() {
+    let base = std::env::var("LEADSIGNAL_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let id = format!("{}_{}", std::process::id(), fastrand::u32(..));
+    let (crm, store) = (format!("ls_crm_{id}"), format!("ls_store_{id}"));
+    let t = now() - 3600;
+    let setup = {
+        let (base, crm, store) = (base.clone(), crm.clone(), store.clone());
+        tokio::task::spawn_blocking(move || -> Result<postgres::Client, postgres::Error> {
+            let mut c = postgres::Client::connect(&base, postgres::NoTls)?;
+            c.batch_execute(&format!(
+                "CREATE SCHEMA {store}; CREATE SCHEMA {crm};
+                 CREATE TABLE {crm}.leads (id BIGINT PRIMARY KEY, meta_lead_id TEXT, email TEXT);
+                 CREATE TABLE {crm}.stage_history (id BIGSERIAL PRIMARY KEY, lead_id BIGINT REFERENCES {crm}.leads(id),
+                                                   status TEXT NOT NULL, changed_at TIMESTAMPTZ NOT NULL);
+                 INSERT INTO {crm}.leads VALUES (1, '1234567890123456', 'Ann@Example.com'), (2, '1234567890123457', NULL);
+                 INSERT INTO {crm}.stage_history (lead_id, status, changed_at) VALUES
+                    (1, 'new', to_timestamp({t})), (1, 'mql', to_timestamp({})), (2, 'new', to_timestamp({}));",
+                t + 60,
+                t + 120
+            ))?;
+            Ok(c)
+        })
+        .await
+        .unwrap()
+    };
+    let mut admin = match setup {
+        Ok(c) => c,
+        Err(e) => {
+            if std::env::var("LEADSIGNAL_REQUIRE_DB").is_ok_and(|v| v == "1") {
+                panic!("LEADSIGNAL_REQUIRE_DB=1 but PostgreSQL at {base} is unreachable: {e}");
+            }
+            eprintln!("SKIPPED serve_polls_a_postgres_crm_into_a_postgres_outbox: no PostgreSQL at {base} ({e})");
+            return;
+        }
+    };
+    let sb = sandbox::start(SandboxConfig::single(DATASET, TOKEN))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    std::fs::write(
+        dir.path().join("leadsignal.toml"),
+        format!(
+            "[meta]\ndataset_id = \"{DATASET}\"\naccess_token = \"{TOKEN}\"\ngraph_url = \"{}\"\n[crm]\nname = \"In-house CRM\"\n\
+             [normalize]\ndefault_country = \"US\"\n[store]\nurl = \"{base}?options=-csearch_path%3D{store}\"\n\
+             [server]\nlisten = \"127.0.0.1:{port}\"\napi_token = \"t0ken-for-this-test\"\nflush_interval_ms = 100\n\
+             [[sources]]\nname = \"crm-db\"\nkind = \"sql\"\nurl = \"{base}?options=-csearch_path%3D{crm}\"\npoll_secs = 1\n\
+             query = \"SELECT h.id AS seq, l.meta_lead_id AS lead_id, l.id AS crm_id, h.status AS stage, h.changed_at, l.email FROM stage_history h JOIN leads l ON l.id = h.lead_id WHERE h.id > :cursor ORDER BY h.id\"\n\
+             cursor_column = \"seq\"\n",
+            sb.url()
+        ),
+    )
+    .unwrap();
+    let mut c = Command::new(env!("CARGO_BIN_EXE_leadsignal"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("LEADSIGNAL_") {
+            c.env_remove(k);
+        }
+    }
+    let log = dir.path().join("serve.log");
+    let mut child = c
+        .current_dir(dir.path())
+        .arg("serve")
+        .env("LEADSIGNAL_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let wait_for = |n: u64| {
+        let sb = &sb;
+        let log = log.clone();
+        async move {
+            let t0 = std::time::Instant::now();
+            while sb.stats().distinct_event_ids < n {
+                assert!(
+                    t0.elapsed() < std::time::Duration::from_secs(30),
+                    "{} of {n} delivered: {}",
+                    sb.stats().distinct_event_ids,
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    };
+    wait_for(3).await;
+    let admin = tokio::task::spawn_blocking(move || {
+        admin
+            .batch_execute(&format!(
+                "INSERT INTO {crm}.stage_history (lead_id, status, changed_at) VALUES
+                    (2, 'mql', to_timestamp({})), (1, 'opportunity', to_timestamp({}));",
+                t + 180,
+                t + 240
+            ))
+            .unwrap();
+        admin
+    })
+    .await
+    .unwrap();
+    wait_for(5).await;
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    assert_eq!(sb.stats().distinct_event_ids, 5);
+    assert_eq!(sb.stats().duplicate_event_ids, 0);
+    let names: std::collections::BTreeSet<String> = sb
+        .accepted()
+        .iter()
+        .map(|e| e.event_name.to_string())
+        .collect();
+    assert!(names.contains("Sales Opportunity"), "{names:?}");
+    tokio::task::spawn_blocking(move || {
+        let mut admin = admin;
+        let _ = admin.batch_execute(&format!(
+            "DROP SCHEMA {} CASCADE; DROP SCHEMA {} CASCADE",
+            format_args!("ls_crm_{id}"),
+            format_args!("ls_store_{id}")
+        ));
+    })
+    .await
+    .unwrap();
+}
