@@ -206,3 +206,71 @@ async fn serve_takes_and_delivers_each_dataset() {
     assert_eq!(e.lead_id, Some(1234567890123999));
     assert!(s.terminate().success());
 }
+
+/// One dataset's token is rate limited for an hour: its events wait (Meta
+/// said when to come back), the other dataset's are all delivered in the
+/// same run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limited_dataset_does_not_hold_another_back() {
+    let mut cfg = SandboxConfig::single(A, TOKEN_A);
+    cfg.datasets.push(SandboxDataset {
+        id: B.into(),
+        access_token: TOKEN_B.into(),
+        app_secret: None,
+    });
+    cfg.faults.rate_limit_windows = vec![(now() - 10, now() + 3600)];
+    cfg.faults.rate_limited_datasets = vec![A.into()];
+    cfg.faults.regain_minutes = 30;
+    let sb = sandbox::start(cfg).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("leadsignal.toml"),
+        format!(
+            "[meta]\ndataset_id = \"{A}\"\naccess_token = \"{TOKEN_A}\"\ngraph_url = \"{}\"\n\
+             [crm]\nname = \"HubSpot\"\n[store]\nurl = \"sqlite://outbox.db\"\n[delivery]\nbatch_size = 10\nmax_wait_secs = 2\n\
+             [[datasets]]\nname = \"b\"\ndataset_id = \"{B}\"\naccess_token = \"{TOKEN_B}\"\n",
+            sb.url()
+        ),
+    )
+    .unwrap();
+    let t = now() - 3600;
+    let rows: String = (0..50)
+        .map(|i| format!("{},new,{t}\n", 1_234_567_890_100_000u64 + i))
+        .collect();
+    std::fs::write(
+        dir.path().join("x.csv"),
+        format!("lead_id,stage,changed_at\n{rows}"),
+    )
+    .unwrap();
+    let d = dir.path().to_path_buf();
+    let out = tokio::task::spawn_blocking(move || {
+        assert!(run(&d, &["import", "x.csv"]).status.success());
+        assert!(run(&d, &["import", "--dataset", "b", "x.csv"])
+            .status
+            .success());
+        run(&d, &["send", "--json"])
+    })
+    .await
+    .unwrap();
+    let reports: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let by: std::collections::HashMap<&str, &serde_json::Value> = reports
+        .iter()
+        .map(|r| (r["dataset_id"].as_str().unwrap(), r))
+        .collect();
+    assert_eq!(by[B]["accepted"], 50, "{}", by[B]);
+    assert_eq!(by[B]["rate_limited_requests"], 0);
+    assert_eq!(by[A]["accepted"], 0, "{}", by[A]);
+    assert!(
+        by[A]["rate_limited_requests"].as_u64().unwrap() >= 1,
+        "{}",
+        by[A]
+    );
+    assert_eq!(
+        by[A]["left_pending"], 50,
+        "A waits for Meta's regain time: {}",
+        by[A]
+    );
+}

@@ -63,6 +63,9 @@ pub struct Faults {
     /// Unix-time windows `[start, end)` during which every request is rate
     /// limited (code 17, usage headers at 100%).
     pub rate_limit_windows: Vec<(i64, i64)>,
+    /// When not empty, the rate-limit windows apply to these datasets only
+    /// (each token has its own limits at Meta).
+    pub rate_limited_datasets: Vec<String>,
     /// `estimated_time_to_regain_access` (minutes) announced while limited.
     pub regain_minutes: u64,
     /// From this Unix time on, every dataset's token is revoked (code 190).

@@ -316,6 +316,8 @@ async fn events_answer(
         .rate_limit_windows
         .iter()
         .any(|&(a, b)| now >= a && now < b)
+        && (faults.rate_limited_datasets.is_empty()
+            || faults.rate_limited_datasets.contains(&dataset))
     {
         let mut e = oauth(17, None, "User request limit reached");
         e.is_transient = Some(true);
