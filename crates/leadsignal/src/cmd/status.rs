@@ -29,7 +29,12 @@ pub fn run(config: Option<&Path>, a: Args) -> anyhow::Result<ExitCode> {
         writeln!(out, "{}", serde_json::to_string(&s)?)?;
         return Ok(ExitCode::SUCCESS);
     }
-    writeln!(out, "outbox {} ({} leads)", cfg.store.url, s.leads)?;
+    writeln!(
+        out,
+        "outbox {} ({} leads)",
+        leadsignal_store::redact_url(&cfg.store.url),
+        s.leads
+    )?;
     for p in &s.paused {
         writeln!(
             out,

@@ -150,6 +150,7 @@ fn errors(v: &[Violation]) -> Vec<ItemError> {
         (status = 200, description = "Every item answered", body = IngestAnswer),
         (status = 400, description = "Malformed body or unknown format", body = super::Problem),
         (status = 401, description = "Missing or wrong bearer token", body = super::Problem),
+        (status = 404, description = "Unknown dataset (`?dataset=`)", body = super::Problem),
         (status = 413, description = "Body too large"),
         (status = 503, description = "The outbox cannot be written", body = super::Problem),
     ),
