@@ -43,6 +43,7 @@ pub mod normalize;
 pub mod prepare;
 pub mod profile;
 pub mod record;
+pub mod redact;
 pub mod rules;
 pub mod sample;
 pub mod stage_change;

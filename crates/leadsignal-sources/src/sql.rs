@@ -125,7 +125,7 @@ impl SqlSource {
             _ => {
                 return Err(SqlError::Unsupported {
                     name: self.name.clone(),
-                    url: redact(&self.url),
+                    url: leadsignal_core::redact::redact_url(&self.url),
                 })
             }
         }
@@ -395,17 +395,6 @@ fn mysql_value(v: &mysql::Value) -> Option<Value> {
     })
 }
 
-/// `url` with its password hidden.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => match url[s + 3..at].find(':') {
-            Some(c) => format!("{}:***{}", &url[..s + 3 + c], &url[at..]),
-            None => url.to_string(),
-        },
-        _ => url.to_string(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -479,7 +468,6 @@ mod tests {
             "WHERE id > $1 ORDER BY id"
         );
         assert!(cursor_marks("WHERE a::cursor > 1 AND :cursorx").is_empty());
-        assert_eq!(redact("mysql://u:pw@h/db"), "mysql://u:***@h/db");
     }
 
     #[test]

@@ -102,7 +102,6 @@ pub fn run(config: Option<&Path>, a: Args) -> anyhow::Result<ExitCode> {
     if let Some(b) = bar {
         b.finish_and_clear();
     }
-    let mut code = ExitCode::SUCCESS;
     let mut worst = 0u8;
     for (_, name, url, r) in results {
         let report = r.with_context(|| format!("dataset {name}"))?;
@@ -114,17 +113,9 @@ pub fn run(config: Option<&Path>, a: Args) -> anyhow::Result<ExitCode> {
             }
             print!("{}", summary(&report, &url));
         }
-        let rank = match exit_code(&report) {
-            c if c == ExitCode::from(3) => 3,
-            c if c == ExitCode::from(1) => 1,
-            _ => 0,
-        };
-        if rank > worst {
-            worst = rank;
-            code = exit_code(&report);
-        }
+        worst = worst.max(severity(&report));
     }
-    Ok(code)
+    Ok(ExitCode::from(worst))
 }
 
 /// The sender's settings for one dataset, with the command line's overrides.
@@ -159,12 +150,18 @@ fn progress_line(r: &SendReport) -> String {
 
 /// The exit status for a report.
 pub fn exit_code(r: &SendReport) -> ExitCode {
+    ExitCode::from(severity(r))
+}
+
+/// 3 delivery paused, 1 some events rejected or expired, 0 otherwise (the
+/// worst of several datasets is the exit status).
+fn severity(r: &SendReport) -> u8 {
     if r.paused.is_some() {
-        ExitCode::from(3)
+        3
     } else if r.rejected > 0 || r.expired > 0 {
-        ExitCode::from(1)
+        1
     } else {
-        ExitCode::SUCCESS
+        0
     }
 }
 

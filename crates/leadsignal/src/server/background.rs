@@ -79,28 +79,7 @@ pub fn start(
                     }
                 }
             }
-            let mut before = SendReport::default();
-            let metrics = &st.metrics;
-            let result = send_due(&mut *store, &client, &sc, |r| {
-                metrics.delivered(&before, r);
-                before = r.clone();
-            })
-            .await;
-            match result {
-                Ok(r) if r.requests > 0 => {
-                    tracing::info!(
-                        accepted = r.accepted,
-                        rejected = r.rejected,
-                        expired = r.expired,
-                        requests = r.requests,
-                        "delivered"
-                    );
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::error!(error = %e, "delivery failed; retrying at the next flush")
-                }
-            }
+            deliver_due(&mut *store, &client, &sc, &st.metrics).await;
             // Meta asks for an upload at least once a day: say so in the
             // logs when that is at risk (status, metrics and the dashboard
             // show the same warnings).
@@ -124,6 +103,36 @@ pub fn start(
     }))
 }
 
+/// One round of delivery for one dataset: what is due now, counted in the
+/// metrics, logged.
+async fn deliver_due(
+    store: &mut (dyn leadsignal_store::Outbox + Send),
+    client: &leadsignal_graph::GraphClient,
+    sc: &crate::sender::SenderConfig,
+    metrics: &super::metrics::Metrics,
+) {
+    let mut before = SendReport::default();
+    let result = send_due(store, client, sc, |r| {
+        metrics.delivered(&before, r);
+        before = r.clone();
+    })
+    .await;
+    match result {
+        Ok(r) if r.requests > 0 => tracing::info!(
+            dataset = %sc.dataset_id,
+            accepted = r.accepted,
+            rejected = r.rejected,
+            expired = r.expired,
+            requests = r.requests,
+            "delivered"
+        ),
+        Ok(_) => {}
+        Err(e) => {
+            tracing::error!(dataset = %sc.dataset_id, error = %e, "delivery failed; retrying at the next flush")
+        }
+    }
+}
+
 /// Delivery of one more dataset (`[[datasets]]`) every flush interval.
 fn dataset_sender(
     name: &str,
@@ -140,34 +149,13 @@ fn dataset_sender(
     sc.stop = Some(stop.clone());
     let client = cfg.graph_client()?;
     let mut store = leadsignal_store::open(&cfg.store.url)?;
-    let name = name.to_string();
     let mut stop = stop;
     Ok(tokio::spawn(async move {
         loop {
             if *stop.borrow() {
                 break;
             }
-            let mut before = SendReport::default();
-            let metrics = &st.metrics;
-            match send_due(&mut *store, &client, &sc, |r| {
-                metrics.delivered(&before, r);
-                before = r.clone();
-            })
-            .await
-            {
-                Ok(r) if r.requests > 0 => tracing::info!(
-                    dataset = %name,
-                    accepted = r.accepted,
-                    rejected = r.rejected,
-                    expired = r.expired,
-                    requests = r.requests,
-                    "delivered"
-                ),
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::error!(dataset = %name, error = %e, "delivery failed; retrying at the next flush")
-                }
-            }
+            deliver_due(&mut *store, &client, &sc, &st.metrics).await;
             tokio::select! {
                 _ = tokio::time::sleep(flush) => {}
                 _ = stop.wait_for(|s| *s) => break,
