@@ -5,36 +5,14 @@
 
 mod backends;
 
-use backends::Backend;
+use backends::{change, ctx, Backend, NOW};
 use leadsignal_core::sample::config;
-use leadsignal_core::{prepare, LeadId, Origin, PrepareConfig, StageChange, Violation};
+use leadsignal_core::{prepare, LeadId, Origin, StageChange, Violation};
 use leadsignal_store::*;
 use std::collections::{HashMap, HashSet};
 
-/// 2026-11-21T12:00:00Z
-const NOW: i64 = 1_795_262_400;
 const L1: u64 = 1_234_567_890_123_456;
 const L2: u64 = 1_234_567_890_123_457;
-
-fn change(lead: u64, stage: &str, at: i64, line: u64) -> Incoming {
-    let sc = StageChange {
-        lead_id: Some(LeadId::from_u64(lead).unwrap()),
-        stage: stage.into(),
-        changed_at: at,
-        origin: Origin::new("t.csv", line),
-        ..Default::default()
-    };
-    let p = prepare(&sc, &config(), NOW).unwrap();
-    Incoming::event(p, sc.origin, None, None)
-}
-
-fn ctx(cfg: &PrepareConfig, missing: MissingStages) -> EnqueueContext<'_> {
-    EnqueueContext {
-        prepare: cfg,
-        missing,
-        now: NOW,
-    }
-}
 
 /// A lead's stages as (name, state, inferred), in funnel order.
 fn stages(s: &dyn Outbox, lead: u64) -> Vec<(String, String, bool)> {

@@ -2,37 +2,17 @@
 //! (`conformance.rs`): quarantine records as stored, claims in deadline-hour
 //! then arrival order (row IDs), schema versions.
 
-use leadsignal_core::sample::config;
-use leadsignal_core::{prepare, LeadId, Origin, PrepareConfig, StageChange};
-use leadsignal_store::*;
+mod backends;
 
-/// 2026-11-21T12:00:00Z
-const NOW: i64 = 1_795_262_400;
+use backends::{change, ctx, NOW};
+use leadsignal_core::sample::config;
+
+use leadsignal_store::*;
 
 fn store() -> (tempfile::TempDir, SqliteOutbox) {
     let dir = tempfile::tempdir().unwrap();
     let s = SqliteOutbox::open(dir.path().join("o.db").to_str().unwrap()).unwrap();
     (dir, s)
-}
-
-fn change(lead: u64, stage: &str, at: i64, line: u64) -> Incoming {
-    let sc = StageChange {
-        lead_id: Some(LeadId::from_u64(lead).unwrap()),
-        stage: stage.into(),
-        changed_at: at,
-        origin: Origin::new("t.csv", line),
-        ..Default::default()
-    };
-    let p = prepare(&sc, &config(), NOW).unwrap();
-    Incoming::event(p, sc.origin, None, None)
-}
-
-fn ctx(cfg: &PrepareConfig, missing: MissingStages) -> EnqueueContext<'_> {
-    EnqueueContext {
-        prepare: cfg,
-        missing,
-        now: NOW,
-    }
 }
 
 const L1: u64 = 1_234_567_890_123_456;

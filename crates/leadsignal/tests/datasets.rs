@@ -17,6 +17,17 @@ fn now() -> i64 {
         .as_secs() as i64
 }
 
+/// A sandbox knowing dataset `first` (with `token`) and B.
+fn two_datasets(first: &str, token: &str) -> SandboxConfig {
+    let mut cfg = SandboxConfig::single(first, token);
+    cfg.datasets.push(SandboxDataset {
+        id: B.into(),
+        access_token: TOKEN_B.into(),
+        app_secret: None,
+    });
+    cfg
+}
+
 fn run(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_leadsignal"));
     for (k, _) in std::env::vars() {
@@ -29,12 +40,7 @@ fn run(dir: &std::path::Path, args: &[&str]) -> std::process::Output {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_dataset_is_delivered_on_its_own() {
-    let mut cfg = SandboxConfig::single(A, TOKEN_A);
-    cfg.datasets.push(SandboxDataset {
-        id: B.into(),
-        access_token: TOKEN_B.into(),
-        app_secret: None,
-    });
+    let cfg = two_datasets(A, TOKEN_A);
     let sb = sandbox::start(cfg).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
@@ -147,12 +153,7 @@ mod common;
 /// token; an unknown dataset is a clear 404 (401 without the token).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_takes_and_delivers_each_dataset() {
-    let mut cfg = SandboxConfig::single(common::DATASET, common::TOKEN);
-    cfg.datasets.push(SandboxDataset {
-        id: B.into(),
-        access_token: TOKEN_B.into(),
-        app_secret: None,
-    });
+    let cfg = two_datasets(common::DATASET, common::TOKEN);
     let sb = sandbox::start(cfg).await.unwrap();
     let mut s = common::Serve::start(
         &sb,
@@ -212,12 +213,7 @@ async fn serve_takes_and_delivers_each_dataset() {
 /// same run.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rate_limited_dataset_does_not_hold_another_back() {
-    let mut cfg = SandboxConfig::single(A, TOKEN_A);
-    cfg.datasets.push(SandboxDataset {
-        id: B.into(),
-        access_token: TOKEN_B.into(),
-        app_secret: None,
-    });
+    let mut cfg = two_datasets(A, TOKEN_A);
     cfg.faults.rate_limit_windows = vec![(now() - 10, now() + 3600)];
     cfg.faults.rate_limited_datasets = vec![A.into()];
     cfg.faults.regain_minutes = 30;

@@ -6,8 +6,36 @@
 
 #![allow(dead_code)]
 
-use leadsignal_store::{Outbox, PgOutbox, SqliteOutbox};
+use leadsignal_core::sample::config;
+use leadsignal_core::{prepare, LeadId, Origin, PrepareConfig, StageChange};
+use leadsignal_store::{EnqueueContext, Incoming, MissingStages, Outbox, PgOutbox, SqliteOutbox};
 use std::sync::atomic::{AtomicU32, Ordering};
+
+/// The tests' clock: 2026-11-21T12:00:00Z.
+pub const NOW: i64 = 1_795_262_400;
+
+/// Lead `lead` reaching `stage` at `at`, from line `line` of `t.csv`,
+/// prepared with the sample configuration.
+pub fn change(lead: u64, stage: &str, at: i64, line: u64) -> Incoming {
+    let sc = StageChange {
+        lead_id: Some(LeadId::from_u64(lead).unwrap()),
+        stage: stage.into(),
+        changed_at: at,
+        origin: Origin::new("t.csv", line),
+        ..Default::default()
+    };
+    let p = prepare(&sc, &config(), NOW).unwrap();
+    Incoming::event(p, sc.origin, None, None)
+}
+
+/// An enqueue at `NOW` with policy `missing`.
+pub fn ctx(cfg: &PrepareConfig, missing: MissingStages) -> EnqueueContext<'_> {
+    EnqueueContext {
+        prepare: cfg,
+        missing,
+        now: NOW,
+    }
+}
 
 /// The default test server.
 pub const DEFAULT_PG: &str = "postgres://postgres@127.0.0.1:5432/test";
