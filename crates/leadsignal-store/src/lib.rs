@@ -72,7 +72,9 @@ pub trait Outbox {
         &mut self,
         batch: &[Incoming],
         ctx: &EnqueueContext<'_>,
-    ) -> Result<EnqueueReport, StoreError>;
+    ) -> Result<EnqueueReport, StoreError> {
+        self.enqueue_with_cursor(batch, ctx, None)
+    }
 
     /// `enqueue`, and in the same transaction records that polled `source`
     /// has been read up to `cursor`: a crash either stores both or neither.
@@ -82,6 +84,18 @@ pub trait Outbox {
         ctx: &EnqueueContext<'_>,
         source: &str,
         cursor: &str,
+    ) -> Result<EnqueueReport, StoreError> {
+        self.enqueue_with_cursor(batch, ctx, Some((source, cursor)))
+    }
+
+    /// What every backend implements for `enqueue` and `enqueue_from`: one
+    /// transaction storing the batch and, with `cursor = Some((source,
+    /// value))`, the source's new cursor.
+    fn enqueue_with_cursor(
+        &mut self,
+        batch: &[Incoming],
+        ctx: &EnqueueContext<'_>,
+        cursor: Option<(&str, &str)>,
     ) -> Result<EnqueueReport, StoreError>;
 
     /// How far polled `source` has been read (`enqueue_from`).

@@ -17,6 +17,7 @@ use crate::plan::{
 };
 use crate::{Outbox, StoreError};
 use postgres::error::SqlState;
+use postgres::types::ToSql;
 use postgres::{Client, NoTls, Transaction};
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
@@ -97,6 +98,14 @@ impl PgOutbox {
         })
     }
 
+    /// Runs one statement without results.
+    fn exec(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<(), StoreError> {
+        self.db(|c| {
+            c.execute(sql, params)?;
+            Ok(())
+        })
+    }
+
     /// Runs `f` in a transaction, again when it lost a deadlock.
     fn tx<R: Send>(
         &self,
@@ -165,29 +174,6 @@ impl PgOutbox {
         self.db(|c| Ok(c.batch_execute(sql)?))
     }
 
-    fn enqueue_tx(
-        &mut self,
-        batch: &[Incoming],
-        ctx: &EnqueueContext<'_>,
-        cursor: Option<(&str, &str)>,
-    ) -> Result<EnqueueReport, StoreError> {
-        self.tx(|tx| {
-            let dataset = &*ctx.prepare.dataset_id;
-            let specs = leads_of(batch);
-            let leads = load_leads(tx, dataset, &specs, ctx.now)?;
-            let plan = plan(batch, ctx, &specs, leads);
-            write(tx, dataset, ctx.now, &plan)?;
-            if let Some((source, value)) = cursor {
-                tx.execute(
-                    "INSERT INTO source_cursors (source, cursor) VALUES ($1, $2)
-                     ON CONFLICT (source) DO UPDATE SET cursor = EXCLUDED.cursor",
-                    &[&source, &value],
-                )?;
-            }
-            Ok(plan.report)
-        })
-    }
-
     /// Leased entries of this process leave the queue as `state`.
     fn set_state(
         &mut self,
@@ -198,15 +184,12 @@ impl PgOutbox {
         now: i64,
     ) -> Result<(), StoreError> {
         let token = self.token;
-        self.db(|c| {
-            c.execute(
+        self.exec(
                 "UPDATE outbox SET state = $2, last_error = $3, fbtrace_id = coalesce($4, fbtrace_id),
                         lease_until = NULL, lease_token = NULL, attempts = attempts + 1, settled_at = $5
                   WHERE id = ANY($1) AND state = 'sending' AND lease_token = $6",
                 &[&ids, &state, &error, &fbtrace_id, &now, &token],
-            )?;
-            Ok(())
-        })
+            )
     }
 }
 
@@ -445,22 +428,27 @@ const RETAKE_LEASES: &str =
   WHERE dataset_id = $1 AND state = 'sending' AND lease_until < $2";
 
 impl Outbox for PgOutbox {
-    fn enqueue(
+    fn enqueue_with_cursor(
         &mut self,
         batch: &[Incoming],
         ctx: &EnqueueContext<'_>,
+        cursor: Option<(&str, &str)>,
     ) -> Result<EnqueueReport, StoreError> {
-        self.enqueue_tx(batch, ctx, None)
-    }
-
-    fn enqueue_from(
-        &mut self,
-        batch: &[Incoming],
-        ctx: &EnqueueContext<'_>,
-        source: &str,
-        cursor: &str,
-    ) -> Result<EnqueueReport, StoreError> {
-        self.enqueue_tx(batch, ctx, Some((source, cursor)))
+        self.tx(|tx| {
+            let dataset = &*ctx.prepare.dataset_id;
+            let specs = leads_of(batch);
+            let leads = load_leads(tx, dataset, &specs, ctx.now)?;
+            let plan = plan(batch, ctx, &specs, leads);
+            write(tx, dataset, ctx.now, &plan)?;
+            if let Some((source, value)) = cursor {
+                tx.execute(
+                    "INSERT INTO source_cursors (source, cursor) VALUES ($1, $2)
+                     ON CONFLICT (source) DO UPDATE SET cursor = EXCLUDED.cursor",
+                    &[&source, &value],
+                )?;
+            }
+            Ok(plan.report)
+        })
     }
 
     fn cursor(&self, source: &str) -> Result<Option<String>, StoreError> {
@@ -564,15 +552,12 @@ impl Outbox for PgOutbox {
         // Ours, or taken back after our lease ran out and not claimed by
         // anyone since: it was sent, so it is not sent again. An entry
         // another worker holds now is left to it.
-        self.db(|c| {
-            c.execute(
+        self.exec(
                 "UPDATE outbox SET state = 'sent', sent_at = $2, settled_at = $2, fbtrace_id = $3,
                         attempts = attempts + 1, lease_until = NULL, lease_token = NULL
                   WHERE id = ANY($1) AND ((state = 'sending' AND lease_token = $4) OR state = 'pending')",
                 &[&ids, &now, &fbtrace_id, &token],
-            )?;
-            Ok(())
-        })
+            )
     }
 
     fn release(
@@ -582,15 +567,12 @@ impl Outbox for PgOutbox {
         error: Option<&str>,
     ) -> Result<(), StoreError> {
         let token = self.token;
-        self.db(|c| {
-            c.execute(
+        self.exec(
                 "UPDATE outbox SET state = 'pending', next_attempt_at = $2, last_error = $3, lease_until = NULL,
                         lease_token = NULL, attempts = attempts + 1
                   WHERE id = ANY($1) AND state = 'sending' AND lease_token = $4",
                 &[&ids, &retry_at, &error, &token],
-            )?;
-            Ok(())
-        })
+            )
     }
 
     fn reject(
@@ -609,14 +591,11 @@ impl Outbox for PgOutbox {
 
     fn unlease(&mut self, ids: &[i64]) -> Result<(), StoreError> {
         let token = self.token;
-        self.db(|c| {
-            c.execute(
-                "UPDATE outbox SET state = 'pending', lease_until = NULL, lease_token = NULL
+        self.exec(
+            "UPDATE outbox SET state = 'pending', lease_until = NULL, lease_token = NULL
                   WHERE id = ANY($1) AND state = 'sending' AND lease_token = $2",
-                &[&ids, &token],
-            )?;
-            Ok(())
-        })
+            &[&ids, &token],
+        )
     }
 
     fn record_test_send(
@@ -688,14 +667,11 @@ impl Outbox for PgOutbox {
         now: i64,
     ) -> Result<(), StoreError> {
         let since = reason.map(|_| now);
-        self.db(|c| {
-            c.execute(
-                "INSERT INTO datasets (dataset_id, paused_reason, paused_at) VALUES ($1, $2, $3)
+        self.exec(
+            "INSERT INTO datasets (dataset_id, paused_reason, paused_at) VALUES ($1, $2, $3)
                  ON CONFLICT (dataset_id) DO UPDATE SET paused_reason = $2, paused_at = $3",
-                &[&dataset_id, &reason, &since],
-            )?;
-            Ok(())
-        })
+            &[&dataset_id, &reason, &since],
+        )
     }
 
     fn paused(&self, dataset_id: &str) -> Result<Option<Paused>, StoreError> {

@@ -186,44 +186,6 @@ impl SqliteOutbox {
         Ok(())
     }
 
-    /// One enqueue transaction; with `cursor`, the source's cursor moves in
-    /// it too.
-    fn enqueue_tx(
-        &mut self,
-        batch: &[Incoming],
-        ctx: &EnqueueContext<'_>,
-        cursor: Option<(&str, &str)>,
-    ) -> Result<EnqueueReport, StoreError> {
-        self.durable()?;
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
-
-        let mut t = Tx {
-            tx: &tx,
-            payload: Vec::with_capacity(512),
-            source: None,
-            dataset: &ctx.prepare.dataset_id,
-            now: ctx.now,
-            next_ids: HashMap::new(),
-        };
-        let specs = leads_of(batch);
-        let leads = t.load_leads(&specs)?;
-        let plan = plan(batch, ctx, &specs, leads);
-        t.write(&plan)?;
-        let report = plan.report;
-        drop(t);
-        if let Some((source, value)) = cursor {
-            tx.prepare_cached(
-                "INSERT INTO source_cursors (source, cursor) VALUES (?1, ?2)
-                 ON CONFLICT (source) DO UPDATE SET cursor = ?2",
-            )?
-            .execute([source, value])?;
-        }
-        tx.commit()?;
-        Ok(report)
-    }
-
     /// Stages of these leads left the queue: the entries the walks passed
     /// over behind them are looked at again.
     fn left_queue(&mut self, leads: &[i64]) {
@@ -587,22 +549,40 @@ fn entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<ClaimedRow> {
 }
 
 impl Outbox for SqliteOutbox {
-    fn enqueue(
+    fn enqueue_with_cursor(
         &mut self,
         batch: &[Incoming],
         ctx: &EnqueueContext<'_>,
+        cursor: Option<(&str, &str)>,
     ) -> Result<EnqueueReport, StoreError> {
-        self.enqueue_tx(batch, ctx, None)
-    }
+        self.durable()?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
 
-    fn enqueue_from(
-        &mut self,
-        batch: &[Incoming],
-        ctx: &EnqueueContext<'_>,
-        source: &str,
-        cursor: &str,
-    ) -> Result<EnqueueReport, StoreError> {
-        self.enqueue_tx(batch, ctx, Some((source, cursor)))
+        let mut t = Tx {
+            tx: &tx,
+            payload: Vec::with_capacity(512),
+            source: None,
+            dataset: &ctx.prepare.dataset_id,
+            now: ctx.now,
+            next_ids: HashMap::new(),
+        };
+        let specs = leads_of(batch);
+        let leads = t.load_leads(&specs)?;
+        let plan = plan(batch, ctx, &specs, leads);
+        t.write(&plan)?;
+        let report = plan.report;
+        drop(t);
+        if let Some((source, value)) = cursor {
+            tx.prepare_cached(
+                "INSERT INTO source_cursors (source, cursor) VALUES (?1, ?2)
+                 ON CONFLICT (source) DO UPDATE SET cursor = ?2",
+            )?
+            .execute([source, value])?;
+        }
+        tx.commit()?;
+        Ok(report)
     }
 
     fn cursor(&self, source: &str) -> Result<Option<String>, StoreError> {
