@@ -57,9 +57,10 @@ CREATE TABLE outbox (
 -- Claiming walks pending entries by deadline; a partial index keeps it small.
 -- Keyed by the deadline's hour, not the deadline itself: an import's rows
 -- then land at the end of a few hour ranges instead of all over the index,
--- which cuts the bytes a bulk import writes by a third. Row IDs start with
--- the same hour (ID_HOUR_SHIFT), so the index is in claim order: deadline
--- hour first, then arrival; no sort, and a claim's rows are neighbours.
+-- which cuts the bytes a bulk import writes by a third. Within an hour the
+-- index is in row ID order, which is arrival order; each enqueue batch
+-- appends its rows sorted by deadline hour (Tx::write), so a claim's rows
+-- come in runs of neighbours.
 CREATE INDEX outbox_due ON outbox (send_by / 3600) WHERE state = 'pending';
 -- Leases to take back and held entries to expire: few rows, small indexes.
 CREATE INDEX outbox_leased ON outbox (lease_until) WHERE state = 'sending';
@@ -115,16 +116,9 @@ pub struct SqliteOutbox {
 const INSERT_LEAD: &str =
     "INSERT OR IGNORE INTO leads (dataset_id, lead_key, lead_id, crm_id, created_at, first_seen)
      VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
-const INSERT_EVENT: &str = "INSERT INTO outbox (id, lead, dataset_id, stage, stage_rank, event_time, event_id, payload, send_by,
+const INSERT_EVENT: &str = "INSERT INTO outbox (lead, dataset_id, stage, stage_rank, event_time, event_id, payload, send_by,
                          state, inferred, next_attempt_at, source, line, created_at)
-     VALUES (?14, ?1, ?13, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?15, ?10, ?11, ?12)";
-
-/// Outbox row IDs are `deadline hour << ID_HOUR_SHIFT | sequence`: the table
-/// is stored in deadline-hour order, so that claiming (deadline first) and
-/// marking sent touch a few neighbouring pages per batch instead of one page
-/// per event all over the file, and an import appends at the end of a few
-/// hour ranges.
-const ID_HOUR_SHIFT: u32 = 32;
+     VALUES (?1, ?13, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?14, ?10, ?11, ?12)";
 
 impl SqliteOutbox {
     /// Delivery bookkeeping (leases, sent marks, retries) commits with
@@ -320,8 +314,6 @@ struct Tx<'a> {
     dataset: &'a str,
     /// The batch's time (Unix seconds).
     now: i64,
-    /// Next row ID per deadline hour (see [`ID_HOUR_SHIFT`]).
-    next_ids: HashMap<i64, i64>,
 }
 
 impl Tx<'_> {
@@ -413,12 +405,18 @@ impl Tx<'_> {
                 ])?;
             }
         }
+        // New rows are appended (row IDs ascending) in claim order: deadline
+        // hour, then the plan's order. Appending is the cheapest insert, and
+        // a claim (deadline hour first) then finds its rows in runs of
+        // neighbours, one run per enqueue batch, instead of one page per
+        // event: leasing and marking sent rewrite few pages.
+        let mut order: Vec<usize> = (0..plan.inserts.len()).collect();
+        order.sort_by_key(|&i| deadline_hour(plan.inserts[i].event.prepared().send_by));
         let mut insert = self.tx.prepare_cached(INSERT_EVENT)?;
-        for row in &plan.inserts {
+        for row in order.into_iter().map(|i| &plan.inserts[i]) {
             let p = row.event.prepared();
             let e = &p.event;
             let source = self.source_id(&row.origin.source)?;
-            let id = self.next_id(p.send_by)?;
             let bytes = match &row.event {
                 RowEvent::Given(_, payload) => payload.as_bytes(),
                 RowEvent::Inferred(p) => {
@@ -440,7 +438,6 @@ impl Tx<'_> {
                 row.origin.line as i64,
                 self.now,
                 self.dataset,
-                id,
                 row.not_before
             ])?;
         }
@@ -480,24 +477,12 @@ impl Tx<'_> {
         }
         Ok(())
     }
+}
 
-    /// The row ID for a new entry with deadline `send_by`.
-    fn next_id(&mut self, send_by: i64) -> Result<i64, StoreError> {
-        let hour = send_by.clamp(0, i64::from(i32::MAX)) / 3600;
-        let id = match self.next_ids.get(&hour) {
-            Some(&id) => id,
-            None => {
-                let first = hour << ID_HOUR_SHIFT;
-                let max: Option<i64> = self
-                    .tx
-                    .prepare_cached("SELECT max(id) FROM outbox WHERE id >= ?1 AND id < ?2")?
-                    .query_row(params![first, first + (1 << ID_HOUR_SHIFT)], |r| r.get(0))?;
-                max.map_or(first + 1, |m| m + 1)
-            }
-        };
-        self.next_ids.insert(hour, id + 1);
-        Ok(id)
-    }
+/// The hour a deadline falls in: claim order's first key, as `outbox_due`
+/// computes it (`send_by / 3600`, SQLite's integer division).
+fn deadline_hour(send_by: i64) -> i64 {
+    send_by / 3600
 }
 
 /// What a claim keeps of the candidates it looks at.
@@ -566,7 +551,6 @@ impl Outbox for SqliteOutbox {
             source: None,
             dataset: &ctx.prepare.dataset_id,
             now: ctx.now,
-            next_ids: HashMap::new(),
         };
         let specs = leads_of(batch);
         let leads = t.load_leads(&specs)?;
