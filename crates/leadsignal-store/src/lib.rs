@@ -8,6 +8,7 @@
 
 #![warn(missing_docs)]
 
+mod checkpoint;
 mod codec;
 mod model;
 mod pg;

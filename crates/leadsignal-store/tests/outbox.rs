@@ -1,6 +1,7 @@
 //! What only the SQLite outbox promises beyond the shared contract
 //! (`conformance.rs`): quarantine records as stored, claims in deadline-hour
-//! then arrival order (row IDs), schema versions.
+//! then arrival order (row IDs), schema versions, checkpoints on a second
+//! thread.
 
 mod backends;
 
@@ -112,4 +113,35 @@ fn schema_version_is_checked() {
         .unwrap()
         .to_string()
         .contains("unsupported store.url"));
+}
+
+/// A bulk import's pages are copied back into the database file by the
+/// checkpoint thread once enough rows came in, not left in the log for the
+/// writer's own checkpoint (which runs only past 8192 pages, 128 MiB).
+#[test]
+fn bulk_enqueues_are_checkpointed_on_another_thread() {
+    let (d, mut s) = store();
+    let cfg = config();
+    let c = ctx(&cfg, MissingStages::Fill);
+    let file = d.path().join("o.db");
+    let size = || std::fs::metadata(&file).unwrap().len();
+    let batch = |first: u64| -> Vec<Incoming> {
+        (first..first + 30_000)
+            .map(|i| change(L1 + i, "lead", NOW - 100, i))
+            .collect()
+    };
+    s.enqueue(&batch(0), &c).unwrap();
+    s.flush_checkpoints();
+    // 30,000 rows (about 1,000 pages) are still only in the log.
+    assert!(size() < 1 << 20, "database file {} bytes", size());
+    s.enqueue(&batch(30_000), &c).unwrap();
+    s.flush_checkpoints();
+    // Past 50,000 rows the checkpointer copied them into the file.
+    assert!(size() > 16 << 20, "database file {} bytes", size());
+    // And a second connection reads them all.
+    let other = rusqlite::Connection::open(&file).unwrap();
+    let n: i64 = other
+        .query_row("SELECT count(*) FROM outbox", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 60_000);
 }
