@@ -11,7 +11,7 @@
 //! automatic checkpoint stays on: it still restarts the log once it is long
 //! enough, but finds nearly everything already copied.
 
-use rusqlite::Connection;
+use rusqlite::{Connection, OpenFlags};
 use std::sync::mpsc::{self, Receiver, SyncSender};
 use std::thread::JoinHandle;
 
@@ -31,11 +31,19 @@ pub(crate) struct Checkpointer {
 }
 
 impl Checkpointer {
-    /// Starts the thread for the database file at `path`; `None` when a
-    /// second connection cannot be opened (the automatic checkpoint then
-    /// does all the work, as without this).
+    /// Starts the thread for the database file at `path`; `None` when it is
+    /// not a file (an in-memory database) or a second connection cannot be
+    /// opened (the automatic checkpoint then does all the work, as without
+    /// this). Never creates a file.
     pub(crate) fn start(path: &str) -> Option<Checkpointer> {
-        let conn = Connection::open(path).ok()?;
+        if !std::path::Path::new(path).is_file() {
+            return None;
+        }
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .ok()?;
         // One request waiting is enough: it copies everything committed
         // before it runs.
         let (requests, rx) = mpsc::sync_channel(1);

@@ -209,7 +209,7 @@ impl SqliteOutbox {
     /// time, the checkpointer copies them back into the file.
     fn committed(&mut self, rows: usize) {
         self.unnudged += rows;
-        if self.unnudged < NUDGE_ROWS || self.path.is_empty() || self.path == ":memory:" {
+        if self.unnudged < NUDGE_ROWS {
             return;
         }
         self.unnudged = 0;
