@@ -135,6 +135,19 @@ pub trait Outbox {
         error: Option<&str>,
     ) -> Result<(), StoreError>;
 
+    /// Takes claimed entries this process still holds out of the queue as
+    /// `state` (`Quarantined` or `Expired`), with the reason and the trace
+    /// of Meta's answer; one attempt counted. What [`Outbox::reject`] and
+    /// [`Outbox::expire`] do.
+    fn leave_queue(
+        &mut self,
+        ids: &[i64],
+        state: State,
+        reason: &str,
+        fbtrace_id: Option<&str>,
+        now: i64,
+    ) -> Result<(), StoreError>;
+
     /// Quarantines claimed entries Meta rejected (`error`: Meta's code,
     /// subcode and message; `fbtrace_id`: the trace of Meta's answer). They
     /// are never retried.
@@ -144,11 +157,15 @@ pub trait Outbox {
         error: &str,
         fbtrace_id: Option<&str>,
         now: i64,
-    ) -> Result<(), StoreError>;
+    ) -> Result<(), StoreError> {
+        self.leave_queue(ids, State::Quarantined, error, fbtrace_id, now)
+    }
 
     /// Marks claimed entries expired (Meta said too old, or a retry would
     /// pass the deadline), with the reason.
-    fn expire(&mut self, ids: &[i64], reason: &str, now: i64) -> Result<(), StoreError>;
+    fn expire(&mut self, ids: &[i64], reason: &str, now: i64) -> Result<(), StoreError> {
+        self.leave_queue(ids, State::Expired, reason, None, now)
+    }
 
     /// Gives claimed entries back untouched (no attempt counted): delivery
     /// paused, or the sender is stopping.

@@ -173,24 +173,6 @@ impl PgOutbox {
     pub fn execute_batch(&self, sql: &str) -> Result<(), StoreError> {
         self.db(|c| Ok(c.batch_execute(sql)?))
     }
-
-    /// Leased entries of this process leave the queue as `state`.
-    fn set_state(
-        &mut self,
-        ids: &[i64],
-        state: &str,
-        error: Option<&str>,
-        fbtrace_id: Option<&str>,
-        now: i64,
-    ) -> Result<(), StoreError> {
-        let token = self.token;
-        self.exec(
-                "UPDATE outbox SET state = $2, last_error = $3, fbtrace_id = coalesce($4, fbtrace_id),
-                        lease_until = NULL, lease_token = NULL, attempts = attempts + 1, settled_at = $5
-                  WHERE id = ANY($1) AND state = 'sending' AND lease_token = $6",
-                &[&ids, &state, &error, &fbtrace_id, &now, &token],
-            )
-    }
 }
 
 impl Drop for PgOutbox {
@@ -575,18 +557,21 @@ impl Outbox for PgOutbox {
             )
     }
 
-    fn reject(
+    fn leave_queue(
         &mut self,
         ids: &[i64],
-        error: &str,
+        state: State,
+        reason: &str,
         fbtrace_id: Option<&str>,
         now: i64,
     ) -> Result<(), StoreError> {
-        self.set_state(ids, "quarantined", Some(error), fbtrace_id, now)
-    }
-
-    fn expire(&mut self, ids: &[i64], reason: &str, now: i64) -> Result<(), StoreError> {
-        self.set_state(ids, "expired", Some(reason), None, now)
+        let token = self.token;
+        self.exec(
+                "UPDATE outbox SET state = $2, last_error = $3, fbtrace_id = coalesce($4, fbtrace_id),
+                        lease_until = NULL, lease_token = NULL, attempts = attempts + 1, settled_at = $5
+                  WHERE id = ANY($1) AND state = 'sending' AND lease_token = $6",
+                &[&ids, &state.as_str(), &reason, &fbtrace_id, &now, &token],
+            )
     }
 
     fn unlease(&mut self, ids: &[i64]) -> Result<(), StoreError> {

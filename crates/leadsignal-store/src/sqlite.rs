@@ -161,25 +161,6 @@ impl SqliteOutbox {
         Ok(())
     }
 
-    /// Sets the state (and last error) of leased entries, and wakes their
-    /// leads' parked stages.
-    fn set_state(
-        &mut self,
-        ids: &[i64],
-        state: &str,
-        error: Option<&str>,
-        fbtrace_id: Option<&str>,
-        now: i64,
-    ) -> Result<(), StoreError> {
-        let token = self.token;
-        self.settle(
-            "UPDATE outbox SET state = ?2, last_error = ?3, fbtrace_id = coalesce(?4, fbtrace_id),
-                    lease_until = NULL, attempts = attempts + 1, settled_at = ?5
-              WHERE id IN rarray(?1) AND state = 'sending' AND lease_token = ?6 RETURNING lead",
-            params![id_array(ids), state, error, fbtrace_id, now, token],
-        )
-    }
-
     /// Runs `sql`, an update of leased entries out of the queue that returns
     /// their leads, in one transaction; then the walks look again at what
     /// waited behind them.
@@ -775,18 +756,28 @@ impl Outbox for SqliteOutbox {
         Ok(())
     }
 
-    fn reject(
+    fn leave_queue(
         &mut self,
         ids: &[i64],
-        error: &str,
+        state: State,
+        reason: &str,
         fbtrace_id: Option<&str>,
         now: i64,
     ) -> Result<(), StoreError> {
-        self.set_state(ids, "quarantined", Some(error), fbtrace_id, now)
-    }
-
-    fn expire(&mut self, ids: &[i64], reason: &str, now: i64) -> Result<(), StoreError> {
-        self.set_state(ids, "expired", Some(reason), None, now)
+        let token = self.token;
+        self.settle(
+            "UPDATE outbox SET state = ?2, last_error = ?3, fbtrace_id = coalesce(?4, fbtrace_id),
+                    lease_until = NULL, attempts = attempts + 1, settled_at = ?5
+              WHERE id IN rarray(?1) AND state = 'sending' AND lease_token = ?6 RETURNING lead",
+            params![
+                id_array(ids),
+                state.as_str(),
+                reason,
+                fbtrace_id,
+                now,
+                token
+            ],
+        )
     }
 
     fn unlease(&mut self, ids: &[i64]) -> Result<(), StoreError> {
