@@ -20,6 +20,7 @@ fuzz_target!(|data: &[u8]| {
         origin: leadsignal_core::Origin::new("fuzz", 1),
         fingerprint: leadsignal_core::Sha256::of_bytes(data),
         record: source.record(row),
+        warnings: Vec::new(),
     };
     if let Ok(sc) = row.into_stage_change() {
         let _ = prepare(&sc, &config(), 1_795_262_400);

@@ -35,6 +35,7 @@
 
 pub mod event;
 pub mod event_id;
+pub mod full_name;
 pub mod funnel;
 pub mod hash;
 mod json;
@@ -51,6 +52,7 @@ pub mod violation;
 
 pub use event::{CustomData, EventsRequest, Hashes, ServerEvent, UserData};
 pub use event_id::{event_id, EventId, LeadKey};
+pub use full_name::split_full_name;
 pub use funnel::{Funnel, FunnelError, Lifecycle, StageIndex, StageRef, StageSpec};
 pub use hash::Sha256;
 pub use lead_id::{LeadId, LeadIdError};
@@ -63,4 +65,4 @@ pub use profile::{OfflineEvent, Profile, RetiredApi};
 pub use record::{Scalar, StageChangeRecord, RECORD_FIELDS};
 pub use rules::TimeRules;
 pub use stage_change::{Contact, DataProcessing, Origin, StageChange};
-pub use violation::{Dropped, Violation};
+pub use violation::{Dropped, Violation, Warning};

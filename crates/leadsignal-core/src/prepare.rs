@@ -10,7 +10,7 @@ use crate::normalize::{hash_field, lookup_country, Context, Field, NormalizeOpti
 use crate::profile::{apply_legacy, Profile};
 use crate::rules::{check_data_processing, TimeRules};
 use crate::stage_change::StageChange;
-use crate::violation::{Dropped, Violation};
+use crate::violation::{Dropped, Violation, Warning};
 use std::borrow::Cow;
 use std::sync::Arc;
 
@@ -46,6 +46,16 @@ pub struct Prepared {
     pub send_by: i64,
     /// Contact values left out, with reasons.
     pub dropped: Vec<Dropped>,
+    /// What else the user should know (a stage sent outside the funnel).
+    pub warnings: Vec<Warning>,
+}
+
+impl Prepared {
+    /// Past its send-by deadline at `now`: stored as expired, never sent
+    /// (a CRM's history older than Meta's 7-day window).
+    pub fn is_expired(&self, now: i64) -> bool {
+        now > self.send_by
+    }
 }
 
 /// Identifier sets that are not enough on their own (Meta's baseline rule,
@@ -64,7 +74,10 @@ const BASELINE_INVALID: [u32; 4] = {
     ]
 };
 
-/// Turns one stage change into a `ServerEvent`, or says every reason it cannot.
+/// Turns one stage change into a `ServerEvent`, or says every reason it
+/// cannot. An event older than Meta's window is still prepared (the stage
+/// is a fact of the lead's history); [`Prepared::is_expired`] tells, and
+/// the outbox stores it as expired instead of sending it.
 pub fn prepare(
     sc: &StageChange,
     cfg: &PrepareConfig,
@@ -119,13 +132,21 @@ pub fn prepare(
         return Err(violations);
     };
 
+    let mut warnings = Vec::new();
     let (index, name, lifecycle) = match stage {
         StageRef::Known(i) => (
             Some(i),
             cfg.funnel.event_name(i).clone(),
             cfg.funnel.stage(i).meta,
         ),
-        StageRef::Unmapped(name) => (None, Arc::from(name), Lifecycle::NotAssigned),
+        StageRef::Unmapped(name) => {
+            warnings.push(Warning::new(
+                "stage",
+                "stage.not_assigned",
+                format!("CRM stage {name:?} is in no funnel stage: sent under its own name as NOT_ASSIGNED (funnel.unknown_stage = \"not_assigned\"); add it to a stage's crm list to count it in the funnel"),
+            ));
+            (None, Arc::from(name), Lifecycle::NotAssigned)
+        }
     };
     let lead_key = lead_key(sc, &user_data);
     let les = cfg.lead_event_source.as_bytes();
@@ -167,6 +188,7 @@ pub fn prepare(
         lead_key,
         send_by: cfg.time.send_by(sc.changed_at),
         dropped,
+        warnings,
     })
 }
 
@@ -251,6 +273,23 @@ fn user_data(
             }
         }
     });
+    // Further e-mails and phones of the person (another column): Meta
+    // takes several values per key. The same value twice is sent once.
+    let mut scratch = String::new();
+    for (field, values) in [(Field::Em, &c.other_emails), (Field::Ph, &c.other_phones)] {
+        for value in values {
+            match hash_field(field, value, &ctx, &mut scratch) {
+                Ok(h) if !ud.slot(field).contains(&h) => ud.slot_mut(field).push(h),
+                Ok(_) => {}
+                Err(reason) if reason.rule == "empty" => {}
+                Err(reason) => dropped.push(Dropped {
+                    field: field.record_name(),
+                    rule: reason.rule,
+                    message: reason.message.into_owned(),
+                }),
+            }
+        }
+    }
     ud.fbc = click_id(sc.fbc.as_deref(), "fbc", dropped);
     ud.fbp = click_id(sc.fbp.as_deref(), "fbp", dropped);
     ud
@@ -360,6 +399,7 @@ impl Prepared {
             lead_key: self.lead_key.clone(),
             send_by: self.send_by,
             dropped: Vec::new(),
+            warnings: Vec::new(),
         }
     }
 }

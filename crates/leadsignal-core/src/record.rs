@@ -92,6 +92,9 @@ pub struct StageChangeRecord {
     pub phone: Option<Scalar>,
     pub first_name: Option<Scalar>,
     pub last_name: Option<Scalar>,
+    /// "Jane Doe": split into first and last name where those are absent
+    /// (never hashed whole).
+    pub full_name: Option<Scalar>,
     pub city: Option<Scalar>,
     pub state: Option<Scalar>,
     pub zip: Option<Scalar>,
@@ -104,6 +107,13 @@ pub struct StageChangeRecord {
     pub data_processing_options: Option<Options>,
     pub data_processing_options_country: Option<Scalar>,
     pub data_processing_options_state: Option<Scalar>,
+    /// Further e-mail addresses from other columns of a CSV row (not a JSON
+    /// key).
+    #[serde(skip)]
+    pub other_emails: Vec<String>,
+    /// Further phone numbers from other columns of a CSV row (not a JSON key).
+    #[serde(skip)]
+    pub other_phones: Vec<String>,
 }
 
 /// Every field name of the record, in DESIGN.md order.
@@ -117,6 +127,7 @@ pub const RECORD_FIELDS: &[&str] = &[
     "phone",
     "first_name",
     "last_name",
+    "full_name",
     "city",
     "state",
     "zip",
@@ -151,6 +162,7 @@ impl StageChangeRecord {
             "phone" => &mut self.phone,
             "first_name" => &mut self.first_name,
             "last_name" => &mut self.last_name,
+            "full_name" => &mut self.full_name,
             "city" => &mut self.city,
             "state" => &mut self.state,
             "zip" => &mut self.zip,
@@ -213,6 +225,17 @@ impl StageChangeRecord {
             return Err(v);
         }
         let text = |s: &Option<Scalar>| s.as_ref().and_then(Scalar::text);
+        let mut first_name = text(&self.first_name);
+        let mut last_name = text(&self.last_name);
+        if let Some(full) = text(&self.full_name) {
+            let (f, l) = crate::full_name::split_full_name(&full);
+            if first_name.is_none() {
+                first_name = f.map(str::to_string);
+            }
+            if last_name.is_none() {
+                last_name = l.map(str::to_string);
+            }
+        }
         Ok(StageChange {
             lead_id,
             crm_id: text(&self.crm_id).map(|s| s.trim().to_string()),
@@ -222,8 +245,8 @@ impl StageChangeRecord {
             contact: Contact {
                 email: text(&self.email),
                 phone: text(&self.phone),
-                first_name: text(&self.first_name),
-                last_name: text(&self.last_name),
+                first_name,
+                last_name,
                 city: text(&self.city),
                 state: text(&self.state),
                 zip: text(&self.zip),
@@ -231,6 +254,8 @@ impl StageChangeRecord {
                 date_of_birth: text(&self.date_of_birth),
                 gender: text(&self.gender),
                 external_id: text(&self.external_id),
+                other_emails: self.other_emails,
+                other_phones: self.other_phones,
             },
             fbc: text(&self.fbc),
             fbp: text(&self.fbp),
@@ -426,6 +451,19 @@ mod tests {
             parse(r#"{"stage": "new", "changed_at": "yesterday"}"#).unwrap_err(),
             ["changed_at.format"]
         );
+    }
+
+    #[test]
+    fn full_name_fills_missing_first_and_last_names() {
+        let sc =
+            parse(r#"{"stage": "new", "changed_at": 1763600000, "full_name": "Dr. Jane Q. Doe"}"#)
+                .unwrap();
+        assert_eq!(sc.contact.first_name.as_deref(), Some("Jane"));
+        assert_eq!(sc.contact.last_name.as_deref(), Some("Doe"));
+        // Its own columns win.
+        let sc = parse(r#"{"stage": "new", "changed_at": 1763600000, "full_name": "Jane Doe", "first_name": "Janet"}"#).unwrap();
+        assert_eq!(sc.contact.first_name.as_deref(), Some("Janet"));
+        assert_eq!(sc.contact.last_name.as_deref(), Some("Doe"));
     }
 
     #[test]

@@ -36,7 +36,26 @@ impl TimeRules {
         event_time + META_MAX_AGE_SECS - self.window_margin_seconds
     }
 
-    /// Checks `event_time` (and the lead's creation time) against `now`.
+    /// Whether an event of `event_time` is past its send-by deadline at
+    /// `now`: expired, never sent. That is not an error of the input (a CRM
+    /// export holds its whole history), so [`TimeRules::check`] does not
+    /// report it; the outbox stores such an event as expired.
+    pub fn expired(&self, event_time: i64, now: i64) -> bool {
+        now > self.send_by(event_time)
+    }
+
+    /// Why an event of `event_time` is expired at `now`.
+    pub fn expired_message(&self, event_time: i64, now: i64) -> String {
+        format!(
+            "the stage changed {} ago; Meta accepts events up to 7 days old and leadsignal stops {} before that, so it is not sent",
+            human_duration(now - event_time),
+            human_duration(self.window_margin_seconds)
+        )
+    }
+
+    /// Checks `event_time` (and the lead's creation time) against `now`:
+    /// milliseconds, the future, before the lead's creation. Age is not
+    /// checked here ([`TimeRules::expired`]).
     pub fn check(
         &self,
         event_time: i64,
@@ -59,18 +78,6 @@ impl TimeRules {
                 format!("{event_time} is not a valid Unix time"),
             ));
             return;
-        }
-        let deadline = self.send_by(event_time);
-        if now > deadline {
-            out.push(Violation::new(
-                "event_time.too_old",
-                Some("changed_at"),
-                format!(
-                    "the stage changed {} ago; Meta accepts events up to 7 days old and leadsignal stops {} before that, so it can no longer be sent",
-                    human_duration(now - event_time),
-                    human_duration(self.window_margin_seconds)
-                ),
-            ));
         }
         if event_time > now + self.future_skew_seconds {
             out.push(Violation::new(
@@ -186,12 +193,12 @@ mod tests {
     #[test]
     fn window() {
         assert!(codes(NOW - 3600, None).is_empty());
-        assert!(codes(NOW - 6 * 86_400 - 22 * 3600, None).is_empty());
-        assert_eq!(
-            codes(NOW - 6 * 86_400 - 23 * 3600 - 1, None),
-            ["event_time.too_old"]
-        );
-        assert_eq!(codes(NOW - 8 * 86_400, None), ["event_time.too_old"]);
+        // Age is not a violation: expired is a state, not an error.
+        assert!(codes(NOW - 8 * 86_400, None).is_empty());
+        let r = TimeRules::default();
+        assert!(!r.expired(NOW - 6 * 86_400 - 23 * 3600, NOW));
+        assert!(r.expired(NOW - 6 * 86_400 - 23 * 3600 - 1, NOW));
+        assert!(r.expired_message(NOW - 8 * 86_400, NOW).contains("8d ago"));
         assert!(codes(NOW + 299, None).is_empty());
         assert_eq!(codes(NOW + 301, None), ["event_time.future"]);
         assert_eq!(codes(NOW * 1000, None), ["event_time.milliseconds"]);

@@ -59,6 +59,11 @@ pub struct Contact {
     pub gender: Option<String>,
     /// The advertiser's own ID for the person.
     pub external_id: Option<String>,
+    /// Further e-mail addresses of the same person (another column of the
+    /// export): sent too, Meta takes several values per key.
+    pub other_emails: Vec<String>,
+    /// Further phone numbers (work and mobile, say): sent too.
+    pub other_phones: Vec<String>,
 }
 
 impl fmt::Debug for Contact {
@@ -80,6 +85,8 @@ impl fmt::Debug for Contact {
         .into_iter()
         .filter(|(_, v)| v.is_some())
         .map(|(k, _)| k)
+        .chain((!self.other_emails.is_empty()).then_some("other_emails"))
+        .chain((!self.other_phones.is_empty()).then_some("other_phones"))
         .collect();
         write!(f, "Contact {{ present: {present:?} }}")
     }

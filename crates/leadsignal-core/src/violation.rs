@@ -60,3 +60,34 @@ impl fmt::Display for Dropped {
         )
     }
 }
+
+/// Something the user should know about a stage change that is still used:
+/// a value read in a way that may not be what was meant, a stage sent
+/// outside the funnel, a status with no time. Messages never repeat raw
+/// contact data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Warning {
+    /// Record field concerned (`changed_at`, `stage`, `email`).
+    pub field: &'static str,
+    /// Stable rule code (`changed_at.ambiguous_local_time`).
+    pub rule: &'static str,
+    /// Human explanation (no raw contact value).
+    pub message: String,
+}
+
+impl Warning {
+    /// A warning of `rule` about `field`.
+    pub fn new(field: &'static str, rule: &'static str, message: impl Into<String>) -> Self {
+        Warning {
+            field,
+            rule,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for Warning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {} [{}]", self.field, self.message, self.rule)
+    }
+}

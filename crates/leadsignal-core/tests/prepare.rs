@@ -161,7 +161,6 @@ fn every_rule_is_checked_at_once() {
         codes(prepare(&sc, &cfg, NOW)),
         [
             "stage.unknown",
-            "event_time.too_old",
             "custom_data.lead_event_source",
             "ldu.state"
         ]
@@ -189,10 +188,12 @@ fn time_rules() {
     let mut sc = record(
         json!({"lead_id": "1234567890123456", "stage": "new", "changed_at": NOW - 6 * 86_400 - 60}),
     );
-    assert!(prepare(&sc, &config(), NOW).is_ok());
-    assert_eq!(codes(prepare(&sc, &tight, NOW)), ["event_time.too_old"]);
+    assert!(!prepare(&sc, &config(), NOW).unwrap().is_expired(NOW));
+    // Older than the window: prepared (a fact of the lead's history) but
+    // expired, never to be sent.
+    assert!(prepare(&sc, &tight, NOW).unwrap().is_expired(NOW));
     sc.changed_at = NOW - 5 * 86_400;
-    assert!(prepare(&sc, &tight, NOW).is_ok());
+    assert!(!prepare(&sc, &tight, NOW).unwrap().is_expired(NOW));
 }
 
 #[test]
@@ -211,6 +212,9 @@ fn unknown_stage_message_names_the_fix_and_not_assigned_mode_sends_it() {
     assert_eq!(&*p.event.event_name, "Nurture");
     assert_eq!(p.lifecycle, Lifecycle::NotAssigned);
     assert_eq!(p.stage, None);
+    // Sent, but the user is told it counts in no funnel stage.
+    assert_eq!(p.warnings.len(), 1);
+    assert_eq!(p.warnings[0].rule, "stage.not_assigned");
 }
 
 #[test]

@@ -72,8 +72,10 @@ proptest! {
     }
 
     /// No serialized event ever contains an input email or phone in clear.
+    /// (Names of four letters or more: "Crm" would find `"crm"`, the
+    /// event_source every event carries.)
     #[test]
-    fn no_clear_pii_in_output(user in "[a-z][a-z0-9._]{2,12}", domain in "[a-z]{3,10}\\.(com|org|de)", area in 201u32..990, rest in 2_000_000u32..9_999_999, first in "[A-Z][a-z]{2,9}") {
+    fn no_clear_pii_in_output(user in "[a-z][a-z0-9._]{2,12}", domain in "[a-z]{3,10}\\.(com|org|de)", area in 201u32..990, rest in 2_000_000u32..9_999_999, first in "[A-Z][a-z]{3,9}") {
         let email = format!("{user}@{domain}");
         let phone = format!("({area}) {:03}-{:04}", rest / 10_000, rest % 10_000);
         let digits = format!("1{area}{rest:07}");

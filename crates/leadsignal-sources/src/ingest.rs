@@ -156,6 +156,7 @@ fn records(body: &[u8], source: &str) -> Result<Vec<Item>, IngestError> {
                 origin: Origin::new(source, i as u64 + 1),
                 fingerprint: fp,
                 record,
+                warnings: Vec::new(),
             }))
         })
         .collect())
@@ -198,6 +199,7 @@ fn hubspot(body: &[u8], opts: &IngestOptions, source: &str) -> Result<Vec<Item>,
                         origin,
                         fingerprint: fp,
                         record: Err(vec![Violation::new("json.field", None, err.to_string())]),
+                        warnings: Vec::new(),
                     }))
                 }
             };
@@ -223,6 +225,7 @@ fn hubspot(body: &[u8], opts: &IngestOptions, source: &str) -> Result<Vec<Item>,
                 origin,
                 fingerprint: fp,
                 record: Ok(record),
+                warnings: Vec::new(),
             }))
         })
         .collect())
@@ -347,6 +350,7 @@ fn salesforce_item(
         origin,
         fingerprint: Sha256::of_bytes(&raw),
         record,
+        warnings: Vec::new(),
     }))
 }
 

@@ -9,16 +9,18 @@
 
 #![warn(missing_docs)]
 
+pub mod decode;
 pub mod file;
 pub mod ingest;
 pub mod mapping;
 pub mod sql;
 pub mod webhook;
 
-pub use file::{FileFormat, FileRows, SourceError};
-pub use mapping::{Mapping, PRESETS};
+pub use decode::{Detected, TextEncoding};
+pub use file::{FileFormat, FileRows, ReadStats, SourceError};
+pub use mapping::{Mapping, StageDate, PRESETS};
 
-use leadsignal_core::{Origin, Sha256, StageChange, StageChangeRecord, Violation};
+use leadsignal_core::{Origin, Sha256, StageChange, StageChangeRecord, Violation, Warning};
 
 /// One row read from a source: where it is, and the record or why it could
 /// not be read.
@@ -29,8 +31,11 @@ pub struct SourceRow {
     /// SHA-256 of the raw row (CSV fields or the JSON line): recognizes the
     /// same row again without keeping its content.
     pub fingerprint: Sha256,
-    /// The record, or what is wrong with the row's syntax.
+    /// The record, or what is wrong with the row.
     pub record: Result<StageChangeRecord, Vec<Violation>>,
+    /// How the row was read, where the user should know (an ambiguous
+    /// local time, a status without a time, two lead IDs in one row).
+    pub warnings: Vec<Warning>,
 }
 
 impl SourceRow {

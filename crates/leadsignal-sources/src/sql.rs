@@ -162,6 +162,7 @@ impl SqlSource {
                 origin: Origin::new(self.name.as_str(), out.len() as u64 + 1),
                 fingerprint: Sha256::of_bytes(&raw),
                 record: self.record(object),
+                warnings: Vec::new(),
             });
         }
         Ok(Poll {

@@ -37,10 +37,10 @@ fn hubspot_stage_date_columns_become_one_change_each() {
     assert_eq!(
         got,
         [
-            (2, "lead".into(), 1_794_838_320),        // 2026-11-16 09:12 EST
-            (2, "mql".into(), 1_794_927_600),         // 2026-11-17 10:00 EST
+            (2, "lead".into(), 1_794_838_320), // 2026-11-16 09:12 EST
+            (2, "marketingqualifiedlead".into(), 1_794_927_600), // 2026-11-17 10:00 EST
             (2, "opportunity".into(), 1_795_030_200), // 2026-11-18 14:30 EST
-            (2, "customer".into(), 1_795_211_100),    // 2026-11-20 16:45 EST
+            (2, "customer".into(), 1_795_211_100), // 2026-11-20 16:45 EST
             (3, "lead".into(), 1_795_093_200),
         ]
     );
@@ -60,7 +60,7 @@ fn hubspot_stage_date_columns_become_one_change_each() {
 #[test]
 fn hubspot_without_a_time_zone_says_so() {
     let rows = read("hubspot_contacts.csv", "hubspot", None);
-    assert_eq!(rows[0].as_ref().unwrap_err().1, "changed_at.format");
+    assert_eq!(rows[0].as_ref().unwrap_err().1, "changed_at.no_time_zone");
 }
 
 #[test]

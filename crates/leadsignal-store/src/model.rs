@@ -79,6 +79,11 @@ impl Payload {
     }
 }
 
+/// The `last_error` of a stage change stored as expired because it was
+/// already too old when it arrived.
+pub(crate) const EXPIRED_ON_ARRIVAL: &str =
+    "older than Meta's 7-day window when received: kept as a stage of its lead, never sent";
+
 /// What to do with a stage change whose earlier funnel stages were never seen
 /// (`funnel.missing_stages`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -126,6 +131,12 @@ pub struct EnqueueReport {
     pub held: u64,
     /// Held events released because their earlier stages arrived.
     pub released: u64,
+    /// Stage changes older than Meta's 7-day window (less the margin):
+    /// stored as expired, never sent. A known stage of their lead all the
+    /// same (`fill` never infers it). Not an error: a CRM's history.
+    pub expired: u64,
+    /// The oldest expired stage change's time (Unix seconds).
+    pub oldest_expired: Option<i64>,
     /// Rows quarantined (rejected input, and `reject` policy), by rule.
     pub rejected_by_rule: BTreeMap<String, u64>,
     /// Rows quarantined.
@@ -145,26 +156,30 @@ pub enum ItemOutcome {
     AlreadyKnown,
     /// Stored, waiting for earlier stages (`hold`).
     Held,
+    /// Stored as expired: older than Meta's window, never sent.
+    Expired,
     /// Quarantined.
     Rejected,
 }
 
 /// The counters an item can move, to tell what it did.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Counts([u64; 3]);
+pub(crate) struct Counts([u64; 4]);
 
 impl EnqueueReport {
     pub(crate) fn clone_counts(&self) -> Counts {
-        Counts([self.accepted, self.already_known, self.held])
+        Counts([self.accepted, self.already_known, self.held, self.expired])
     }
 
     /// What the last item did, from the counters before it.
     pub(crate) fn outcome_since(&self, before: Counts) -> ItemOutcome {
-        let [accepted, known, held] = before.0;
+        let [accepted, known, held, expired] = before.0;
         if self.accepted > accepted {
             ItemOutcome::Accepted
         } else if self.held > held {
             ItemOutcome::Held
+        } else if self.expired > expired {
+            ItemOutcome::Expired
         } else if self.already_known > known {
             ItemOutcome::AlreadyKnown
         } else {
@@ -181,6 +196,11 @@ impl EnqueueReport {
         self.inferred += o.inferred;
         self.held += o.held;
         self.released += o.released;
+        self.expired += o.expired;
+        self.oldest_expired = match (self.oldest_expired, o.oldest_expired) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         self.rejected += o.rejected;
         for (k, v) in &o.rejected_by_rule {
             *self.rejected_by_rule.entry(k.clone()).or_default() += v;
@@ -273,6 +293,9 @@ pub struct Status {
     pub seconds_to_next_expiry: Option<i64>,
     /// Time of the last entry Meta accepted.
     pub last_sent_at: Option<i64>,
+    /// Event time of the oldest expired entry (too old when received, or
+    /// not delivered before its deadline).
+    pub oldest_expired_event_time: Option<i64>,
     /// Quarantined input rows by rule.
     pub rejected_by_rule: BTreeMap<String, u64>,
     /// Leads known.

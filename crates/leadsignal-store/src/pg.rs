@@ -313,15 +313,16 @@ fn write(
         let lines: Vec<i64> = rows.iter().map(|r| r.origin.line as i64).collect();
         tx.execute(
             "INSERT INTO outbox (lead, dataset_id, stage, stage_rank, event_time, event_id, payload, send_by,
-                                 state, inferred, next_attempt_at, source, line, created_at)
-             SELECT le, $1, st, ra, et, ei, pa, sb, sa, inf, nb, so, li, $2
+                                 state, inferred, next_attempt_at, source, line, created_at, settled_at, last_error)
+             SELECT le, $1, st, ra, et, ei, pa, sb, sa, inf, nb, so, li, $2,
+                    CASE sa WHEN 'expired' THEN $2::bigint END, CASE sa WHEN 'expired' THEN $15::text END
                FROM unnest($3::bigint[], $4::text[], $5::bigint[], $6::bigint[], $7::text[], $8::bytea[],
                            $9::bigint[], $10::text[], $11::bool[], $12::bigint[], $13::bigint[], $14::bigint[])
                     WITH ORDINALITY AS u(le, st, ra, et, ei, pa, sb, sa, inf, nb, so, li, n)
               ORDER BY n",
             &[
                 &dataset, &now, &leads, &stages, &ranks, &times, &event_ids, &payloads, &send_by, &states,
-                &inferred, &not_before, &sources, &lines,
+                &inferred, &not_before, &sources, &lines, &EXPIRED_ON_ARRIVAL,
             ],
         )?;
     }
@@ -329,6 +330,7 @@ fn write(
         match u {
             Update::Replace {
                 row,
+                expired,
                 prepared,
                 payload,
                 origin,
@@ -336,7 +338,11 @@ fn write(
                 let e = &prepared.event;
                 tx.execute(
                     "UPDATE outbox SET event_time = $2, event_id = $3, payload = $4, send_by = $5,
-                            inferred = false, source = $6, line = $7 WHERE id = $1",
+                            inferred = false, source = $6, line = $7,
+                            state = CASE WHEN $8 THEN 'expired' ELSE state END,
+                            settled_at = CASE WHEN $8 THEN $9::bigint ELSE settled_at END,
+                            last_error = CASE WHEN $8 THEN $10::text ELSE last_error END
+                      WHERE id = $1",
                     &[
                         row,
                         &e.event_time,
@@ -345,6 +351,9 @@ fn write(
                         &prepared.send_by,
                         &source_of(&origin.source),
                         &(origin.line as i64),
+                        expired,
+                        &now,
+                        &EXPIRED_ON_ARRIVAL,
                     ],
                 )?;
             }
@@ -817,6 +826,9 @@ impl Outbox for PgOutbox {
             s.oldest_pending_event_time = r.get(0);
             s.seconds_to_next_expiry = r.get::<_, Option<i64>>(1).map(|d| d - now);
             s.last_sent_at = c.query_one("SELECT max(sent_at) FROM outbox", &[])?.get(0);
+            s.oldest_expired_event_time = c
+                .query_one("SELECT min(event_time) FROM outbox WHERE state = 'expired'", &[])?
+                .get(0);
             for r in c.query("SELECT rule, count(*) FROM quarantine GROUP BY rule", &[])? {
                 s.rejected_by_rule.insert(r.get(0), r.get::<_, i64>(1) as u64);
             }

@@ -112,7 +112,8 @@ pub(crate) struct NewRow<'b> {
     pub lead: i64,
     /// What it carries.
     pub event: RowEvent<'b>,
-    /// `pending` or `held`.
+    /// `pending`, `held` or `expired` (older than Meta's window: stored as
+    /// a known stage of the lead, never sent).
     pub state: State,
     /// Added by the `fill` policy.
     pub inferred: bool,
@@ -125,10 +126,13 @@ pub(crate) struct NewRow<'b> {
 /// A change to a row stored before this batch.
 pub(crate) enum Update<'b> {
     /// A real stage change replaces a stored inferred one (its time, ID,
-    /// payload, deadline and origin; no longer inferred).
+    /// payload, deadline and origin; no longer inferred; expired when the
+    /// real change is too old to send).
     Replace {
         /// Row ID.
         row: i64,
+        /// The real change is older than Meta's window.
+        expired: bool,
         /// The real event.
         prepared: &'b Prepared,
         /// Its stored form.
@@ -282,15 +286,20 @@ impl<'b> Planner<'b, '_> {
         let (lead, known) = self.leads.get_mut(key).expect("every lead is loaded");
         let lead = *lead;
         let name = &*p.event.event_name;
+        let expired = p.is_expired(ctx.now);
         if let Some(k) = known.iter_mut().find(|k| *k.name == *name) {
             // A real stage change replaces a stage that was only inferred;
             // otherwise the lead already has this stage (repeated, or a
             // lead going back and forth): nothing added.
             if k.inferred && matches!(k.state, State::Pending | State::Held) {
                 k.inferred = false;
+                if expired {
+                    k.state = State::Expired;
+                }
                 match k.row {
                     Row::Stored(row) => self.plan.updates.push(Update::Replace {
                         row,
+                        expired,
                         prepared: p,
                         payload,
                         origin,
@@ -300,11 +309,33 @@ impl<'b> Planner<'b, '_> {
                         r.event = RowEvent::Given(p, payload);
                         r.inferred = false;
                         r.origin = origin;
+                        if expired {
+                            r.state = State::Expired;
+                        }
                     }
                 }
-                self.plan.report.accepted += 1;
+                self.count_stored(p, expired);
             } else {
                 self.plan.report.already_known += 1;
+            }
+            return;
+        }
+        if expired {
+            // A fact of the lead's history, too old to send: no earlier
+            // stage is inferred or waited for, but it counts as a stage the
+            // lead has (a later stage needs it no more).
+            let has_held = known.iter().any(|k| k.state == State::Held);
+            self.insert(NewRow {
+                lead,
+                event: RowEvent::Given(p, payload),
+                state: State::Expired,
+                inferred: false,
+                origin,
+                not_before,
+            });
+            self.count_stored(p, true);
+            if has_held {
+                self.release_held(key);
             }
             return;
         }
@@ -371,6 +402,18 @@ impl<'b> Planner<'b, '_> {
             if has_held {
                 self.release_held(key);
             }
+        }
+    }
+
+    /// Counts a stage change stored: accepted, or expired (with the oldest).
+    fn count_stored(&mut self, p: &Prepared, expired: bool) {
+        let r = &mut self.plan.report;
+        if expired {
+            r.expired += 1;
+            let t = p.event.event_time;
+            r.oldest_expired = Some(r.oldest_expired.map_or(t, |o| o.min(t)));
+        } else {
+            r.accepted += 1;
         }
     }
 

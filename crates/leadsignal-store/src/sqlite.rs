@@ -129,9 +129,11 @@ const NUDGE_ROWS: usize = 50_000;
 const INSERT_LEAD: &str =
     "INSERT OR IGNORE INTO leads (dataset_id, lead_key, lead_id, crm_id, created_at, first_seen)
      VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+/// `?15`: the reason of a row stored as expired (too old on arrival).
 const INSERT_EVENT: &str = "INSERT INTO outbox (lead, dataset_id, stage, stage_rank, event_time, event_id, payload, send_by,
-                         state, inferred, next_attempt_at, source, line, created_at)
-     VALUES (?1, ?13, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?14, ?10, ?11, ?12)";
+                         state, inferred, next_attempt_at, source, line, created_at, settled_at, last_error)
+     VALUES (?1, ?13, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?14, ?10, ?11, ?12,
+             CASE ?8 WHEN 'expired' THEN ?12 END, CASE ?8 WHEN 'expired' THEN ?15 END)";
 
 impl SqliteOutbox {
     /// Delivery bookkeeping (leases, sent marks, retries) commits with
@@ -466,13 +468,15 @@ impl Tx<'_> {
                 row.origin.line as i64,
                 self.now,
                 self.dataset,
-                row.not_before
+                row.not_before,
+                EXPIRED_ON_ARRIVAL
             ])?;
         }
         for u in &plan.updates {
             match u {
                 Update::Replace {
                     row,
+                    expired,
                     prepared,
                     payload,
                     origin,
@@ -482,7 +486,11 @@ impl Tx<'_> {
                     self.tx
                         .prepare_cached(
                             "UPDATE outbox SET event_time = ?2, event_id = ?3, payload = ?4, send_by = ?5,
-                                    inferred = 0, source = ?6, line = ?7 WHERE id = ?1",
+                                    inferred = 0, source = ?6, line = ?7,
+                                    state = CASE WHEN ?8 THEN 'expired' ELSE state END,
+                                    settled_at = CASE WHEN ?8 THEN ?9 ELSE settled_at END,
+                                    last_error = CASE WHEN ?8 THEN ?10 ELSE last_error END
+                              WHERE id = ?1",
                         )?
                         .execute(params![
                             row,
@@ -491,7 +499,10 @@ impl Tx<'_> {
                             payload.as_bytes(),
                             prepared.send_by,
                             source,
-                            origin.line as i64
+                            origin.line as i64,
+                            expired,
+                            self.now,
+                            EXPIRED_ON_ARRIVAL
                         ])?;
                 }
                 Update::Release { row } => {
@@ -1053,6 +1064,11 @@ impl Outbox for SqliteOutbox {
         s.oldest_pending_event_time = oldest;
         s.seconds_to_next_expiry = next_deadline.map(|d| d - now);
         s.last_sent_at = c.query_row("SELECT max(sent_at) FROM outbox", [], |r| r.get(0))?;
+        s.oldest_expired_event_time = c.query_row(
+            "SELECT min(event_time) FROM outbox WHERE state = 'expired'",
+            [],
+            |r| r.get(0),
+        )?;
         let mut stmt = c.prepare("SELECT rule, count(*) FROM quarantine GROUP BY rule")?;
         for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
             let (rule, n) = row?;

@@ -36,6 +36,7 @@ conformance!(
     repeated_and_backwards_stage_changes_add_nothing,
     fill_policy_infers_missing_earlier_stages_in_order,
     hold_policy_waits_for_earlier_stages,
+    history_older_than_the_window_is_stored_expired,
     reject_policy_quarantines_with_a_reason,
     rejected_rows_are_quarantined_once,
     claim_orders_by_deadline_keeps_lead_order_and_leases,
@@ -47,6 +48,91 @@ conformance!(
     datasets_are_isolated,
     works_inside_an_async_runtime,
 );
+
+/// Eight days before `NOW`: past Meta's window.
+const OLD: i64 = NOW - 8 * 86_400;
+
+fn history_older_than_the_window_is_stored_expired(b: &dyn Backend) {
+    let mut s = b.open();
+    let cfg = config();
+    let c = ctx(&cfg, MissingStages::Fill);
+    // An export's history: the lead came in 9 days ago (too old to send),
+    // became an MQL an hour ago.
+    let r = s
+        .enqueue(
+            &[
+                change(L1, "new", OLD - 86_400, 2),
+                change(L1, "mql", NOW - 3600, 3),
+            ],
+            &c,
+        )
+        .unwrap();
+    assert_eq!(
+        (r.accepted, r.expired, r.inferred, r.rejected),
+        (1, 1, 0, 0)
+    );
+    assert_eq!(r.oldest_expired, Some(OLD - 86_400));
+    assert_eq!(r.items, [ItemOutcome::Expired, ItemOutcome::Accepted]);
+    // The expired stage is a stage of the lead: "fill" infers nothing.
+    assert_eq!(
+        stages(&*s, L1),
+        [
+            st("Lead", "expired", false),
+            st("Marketing Qualified Lead", "pending", false)
+        ]
+    );
+    let status = s.status(NOW).unwrap();
+    assert_eq!(status.oldest_expired_event_time, Some(OLD - 86_400));
+    assert!(
+        status.delivery_errors[0]
+            .0
+            .contains("older than Meta's 7-day window"),
+        "{:?}",
+        status.delivery_errors
+    );
+    // Only the MQL is ever claimed; a second import adds nothing.
+    let claimed = s.claim(&cfg.dataset_id, 10, 60, NOW).unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(&*claimed[0].event.event_name, "Marketing Qualified Lead");
+    let r = s
+        .enqueue(&[change(L1, "new", OLD - 86_400, 2)], &c)
+        .unwrap();
+    assert_eq!((r.already_known, r.expired), (1, 0));
+
+    // A stage inferred earlier is replaced by the real one, which is too
+    // old: it becomes expired instead of being sent at a made-up time.
+    let r = s.enqueue(&[change(L2, "mql", NOW - 60, 2)], &c).unwrap();
+    assert_eq!(r.inferred, 1);
+    let r = s.enqueue(&[change(L2, "new", OLD, 3)], &c).unwrap();
+    assert_eq!((r.accepted, r.expired), (0, 1));
+    assert_eq!(
+        stages(&*s, L2),
+        [
+            st("Lead", "expired", false),
+            st("Marketing Qualified Lead", "pending", false)
+        ]
+    );
+
+    // "hold": a held stage is released by its earlier stage even when
+    // that one arrives too old to send.
+    let l3 = 1_234_567_890_123_458;
+    let h = ctx(&cfg, MissingStages::Hold);
+    assert_eq!(
+        s.enqueue(&[change(l3, "mql", NOW - 60, 2)], &h)
+            .unwrap()
+            .held,
+        1
+    );
+    let r = s.enqueue(&[change(l3, "new", OLD, 3)], &h).unwrap();
+    assert_eq!((r.expired, r.released), (1, 1));
+    assert_eq!(
+        stages(&*s, l3),
+        [
+            st("Lead", "expired", false),
+            st("Marketing Qualified Lead", "pending", false)
+        ]
+    );
+}
 
 fn enqueue_is_idempotent(b: &dyn Backend) {
     let mut s = b.open();

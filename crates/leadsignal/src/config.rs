@@ -250,9 +250,13 @@ pub struct ImportConfig {
     pub time_zone: Option<String>,
     /// Column holding each row's time zone.
     pub time_zone_column: Option<String>,
-    /// Record field = "CSV header", overriding or adding to the preset.
+    /// Record field = "CSV header" or ["header", "other header"] (the first
+    /// present wins), overriding or adding to the preset.
     #[serde(default)]
-    pub columns: std::collections::BTreeMap<String, String>,
+    pub columns: std::collections::BTreeMap<String, Headers>,
+    /// The files' text encoding: `auto` (BOM, else UTF-8 when valid, else
+    /// Windows-1252) or a WHATWG label such as `windows-1252`, `utf-16le`.
+    pub encoding: Option<String>,
     /// "CSV header" = "CRM stage": one stage change per non-empty date.
     #[serde(default)]
     pub stage_dates: std::collections::BTreeMap<String, String>,
@@ -264,6 +268,25 @@ pub struct ImportConfig {
     /// directory.
     #[serde(default)]
     pub files: Vec<PathBuf>,
+}
+
+/// One header or candidate headers (`import.columns`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Headers {
+    /// One header.
+    One(String),
+    /// Candidates, the first present wins.
+    Many(Vec<String>),
+}
+
+impl Headers {
+    fn list(&self) -> Vec<String> {
+        match self {
+            Headers::One(h) => vec![h.clone()],
+            Headers::Many(v) => v.clone(),
+        }
+    }
 }
 
 /// `[store]`
@@ -579,7 +602,14 @@ impl Config {
             })?);
         }
         m.time_zone_column.clone_from(&i.time_zone_column);
-        for (field, header) in &i.columns {
+        if let Some(label) = &i.encoding {
+            m.encoding = leadsignal_sources::TextEncoding::from_label(label).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "[import] encoding {label:?} is not an encoding: use \"auto\", \"utf-8\", \"utf-16le\", \"windows-1252\", \"iso-8859-15\" or another WHATWG label"
+                )
+            })?;
+        }
+        for (field, headers) in &i.columns {
             let field = leadsignal_core::RECORD_FIELDS
                 .iter()
                 .copied()
@@ -587,18 +617,20 @@ impl Config {
                 .ok_or_else(|| {
                     anyhow::anyhow!("[import.columns] {field:?} is not a record field")
                 })?;
-            m.set_column(field, header);
+            m.set_columns(field, &headers.list());
         }
         for (header, stage) in &i.stage_dates {
-            m.stage_dates.push((header.clone(), stage.clone()));
+            m.set_stage_date(header, stage);
         }
         m.formats.extend(i.formats.iter().cloned());
-        if i.time_zone.is_some() || !i.formats.is_empty() {
-            // Generic files may carry naive times too.
-            if m.formats.is_empty() {
-                m.formats = vec!["%Y-%m-%d %H:%M:%S".into(), "%Y-%m-%d %H:%M".into()];
-            }
-        }
+        m.date_order = self.normalize.date_order;
+        m.funnel = Some(
+            Funnel::new(
+                self.funnel.stages.clone(),
+                self.funnel.unknown_stage == UnknownStage::NotAssigned,
+            )
+            .context("invalid [funnel] configuration")?,
+        );
         Ok(m)
     }
 

@@ -3,6 +3,7 @@
 
 mod cmd;
 mod config;
+mod intake;
 mod report;
 mod secret;
 mod sender;

@@ -1,6 +1,6 @@
 //! Printing violations and drops, as text or JSON lines, and counting them.
 
-use leadsignal_core::{Dropped, Origin, Violation};
+use leadsignal_core::{Dropped, Origin, Violation, Warning};
 use serde_json::json;
 use std::collections::BTreeMap;
 
@@ -24,7 +24,10 @@ fn line(
     text: String,
 ) -> String {
     match style {
-        Style::Text if kind == "dropped" => format!("{origin}: warning: {text}"),
+        Style::Text if kind == "dropped" || kind == "warning" => {
+            format!("{origin}: warning: {text}")
+        }
+        Style::Text if kind == "expired" => format!("{origin}: expired: {text}"),
         Style::Text => format!("{origin}: {text}"),
         Style::Json => json!({
             "source": origin.source, "line": origin.line, "kind": kind,
@@ -70,6 +73,63 @@ pub fn dropped_lines(origin: &Origin, dropped: &[Dropped], style: Style) -> Vec<
         .collect()
 }
 
+/// Formats a row's warnings.
+pub fn warning_lines(origin: &Origin, warnings: &[Warning], style: Style) -> Vec<String> {
+    warnings
+        .iter()
+        .map(|w| {
+            line(
+                origin,
+                style,
+                "warning",
+                w.rule,
+                Some(w.field),
+                &w.message,
+                w.to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Formats a stage change too old to send: listed, never an error.
+pub fn expired_line(
+    origin: &Origin,
+    event_name: &str,
+    event_time: i64,
+    message: &str,
+    style: Style,
+) -> String {
+    match style {
+        Style::Text => format!(
+            "{origin}: expired: {event_name:?} at {}: {message}",
+            utc(event_time)
+        ),
+        Style::Json => json!({
+            "source": origin.source, "line": origin.line, "kind": "expired",
+            "event_name": event_name, "event_time": event_time, "message": message,
+        })
+        .to_string(),
+    }
+}
+
+/// A Unix time as `2026-11-20 16:45 UTC`.
+pub fn utc(t: i64) -> String {
+    chrono::DateTime::from_timestamp(t, 0).map_or_else(
+        || t.to_string(),
+        |d| d.format("%Y-%m-%d %H:%M UTC").to_string(),
+    )
+}
+
+/// `expired: N, older than 7 days (oldest ...)`, or nothing.
+pub fn expired_summary(expired: u64, oldest: Option<i64>) -> Option<String> {
+    (expired > 0).then(|| {
+        format!(
+            "expired: {expired}, older than 7 days (oldest {}): never sent, not an error",
+            oldest.map_or_else(|| "-".into(), utc)
+        )
+    })
+}
+
 /// Counts by rule code.
 #[derive(Default)]
 pub struct Tally {
@@ -83,6 +143,12 @@ pub struct Tally {
     pub by_rule: BTreeMap<&'static str, u64>,
     /// Dropped values by rule.
     pub dropped_by_rule: BTreeMap<&'static str, u64>,
+    /// Warnings by rule.
+    pub warnings_by_rule: BTreeMap<&'static str, u64>,
+    /// Stage changes too old to send.
+    pub expired: u64,
+    /// The oldest of them.
+    pub oldest_expired: Option<i64>,
 }
 
 impl Tally {
@@ -104,20 +170,43 @@ impl Tally {
         }
     }
 
+    /// Records an expired stage change (valid, too old to send).
+    pub fn expire(&mut self, event_time: i64, dropped: &[Dropped]) {
+        self.accept(dropped);
+        self.accepted -= 1;
+        self.expired += 1;
+        self.oldest_expired = Some(
+            self.oldest_expired
+                .map_or(event_time, |o| o.min(event_time)),
+        );
+    }
+
+    /// Records warnings.
+    pub fn warn(&mut self, warnings: &[Warning]) {
+        for w in warnings {
+            *self.warnings_by_rule.entry(w.rule).or_default() += 1;
+        }
+    }
+
     /// The summary as JSON.
     pub fn to_json(&self) -> serde_json::Value {
         json!({
-            "rows": self.rows, "accepted": self.accepted, "rejected": self.rejected,
+            "stage_changes": self.rows, "accepted": self.accepted, "rejected": self.rejected,
+            "expired": self.expired, "oldest_expired": self.oldest_expired,
             "rejected_by_rule": self.by_rule, "dropped_by_rule": self.dropped_by_rule,
+            "warnings_by_rule": self.warnings_by_rule,
         })
     }
 
     /// The summary as text lines.
     pub fn text(&self) -> String {
         let mut s = format!(
-            "{} rows: {} valid, {} rejected",
-            self.rows, self.accepted, self.rejected
+            "{} stage changes: {} valid, {} expired, {} rejected",
+            self.rows, self.accepted, self.expired, self.rejected
         );
+        if let Some(e) = expired_summary(self.expired, self.oldest_expired) {
+            s.push_str(&format!("\n{e}"));
+        }
         if !self.by_rule.is_empty() {
             s.push_str("\nrejected by rule:");
             for (rule, n) in &self.by_rule {
@@ -127,6 +216,12 @@ impl Tally {
         if !self.dropped_by_rule.is_empty() {
             s.push_str("\nvalues dropped (event kept) by rule:");
             for (rule, n) in &self.dropped_by_rule {
+                s.push_str(&format!("\n  {rule:<34} {n}"));
+            }
+        }
+        if !self.warnings_by_rule.is_empty() {
+            s.push_str("\nwarnings by rule:");
+            for (rule, n) in &self.warnings_by_rule {
                 s.push_str(&format!("\n  {rule:<34} {n}"));
             }
         }

@@ -214,6 +214,9 @@ pub fn normalize_into(
     if value.is_empty() {
         return Err(DropReason::new("empty", "is empty"));
     }
+    if let Some(rule) = lossy_encoding(field, value) {
+        return Err(DropReason::new(rule, LOSSY_MESSAGE));
+    }
     match field {
         Field::Em => email::normalize(value, out)?,
         Field::Ph => phone::normalize(value, ctx.country, out)?,
@@ -237,6 +240,32 @@ pub fn normalize_into(
     Ok(None)
 }
 
+const LOSSY_MESSAGE: &str = "has a '?' (or U+FFFD) where a letter was: the file was saved in an encoding without that letter (Excel's \"CSV (Comma delimited)\" turns Ł into ?), so its hash would match no one; export the file as CSV UTF-8";
+
+/// The rule of a value that lost letters when its file was saved: a `?`
+/// next to a letter (`?ukasz`, `Gda?sk`), or the replacement character.
+/// Only for fields of words (e-mail, names, city, state, country).
+fn lossy_encoding(field: Field, value: &str) -> Option<&'static str> {
+    let rule = match field {
+        Field::Em => "em.lossy_encoding",
+        Field::Fn => "fn.lossy_encoding",
+        Field::Ln => "ln.lossy_encoding",
+        Field::Ct => "ct.lossy_encoding",
+        Field::St => "st.lossy_encoding",
+        Field::Country => "country.lossy_encoding",
+        _ => return None,
+    };
+    let b = value.as_bytes();
+    let question = b.iter().enumerate().any(|(i, &c)| {
+        c == b'?' && {
+            let before = value[..i].chars().next_back();
+            let after = value[i + 1..].chars().next();
+            before.is_some_and(char::is_alphabetic) || after.is_some_and(char::is_alphabetic)
+        }
+    });
+    (question || (!value.is_ascii() && value.contains('\u{fffd}'))).then_some(rule)
+}
+
 /// Normalizes `value` for `field` and returns the text (or the digest it already was).
 pub fn normalize(field: Field, value: &str, ctx: &Context) -> Result<Normalized, DropReason> {
     let mut out = String::new();
@@ -257,5 +286,32 @@ pub fn hash_field(
     match normalize_into(field, value, ctx, scratch)? {
         Some(h) => Ok(h),
         None => Ok(Sha256::of_normalized(scratch)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(field: Field, value: &str) -> Result<String, &'static str> {
+        let ctx = Context::new(&NormalizeOptions::default(), None, 1_795_262_400);
+        match normalize(field, value, &ctx) {
+            Ok(Normalized::Value(v)) => Ok(v),
+            Ok(Normalized::PreHashed(h)) => Ok(h.to_string()),
+            Err(r) => Err(r.rule),
+        }
+    }
+
+    #[test]
+    fn values_that_lost_letters_in_a_legacy_encoding_are_dropped() {
+        assert_eq!(rule(Field::Fn, "?ukasz"), Err("fn.lossy_encoding"));
+        assert_eq!(rule(Field::Ln, "Wi?niewska"), Err("ln.lossy_encoding"));
+        assert_eq!(rule(Field::Ct, "Gda?sk"), Err("ct.lossy_encoding"));
+        assert_eq!(rule(Field::Em, "?ukasz@firma.pl"), Err("em.lossy_encoding"));
+        assert_eq!(rule(Field::Fn, "Zo\u{fffd}"), Err("fn.lossy_encoding"));
+        // Letters the encoding had are kept; a '?' not next to a letter is
+        // just punctuation.
+        assert_eq!(rule(Field::Fn, "Zoë").as_deref(), Ok("zoë"));
+        assert_eq!(rule(Field::Ct, "St. Louis ?").as_deref(), Ok("stlouis"));
     }
 }

@@ -3,7 +3,7 @@
 //! Meta), no configuration needed.
 
 use crate::config::Config;
-use crate::report::{dropped_lines, violation_lines, Style, Tally};
+use crate::report::{dropped_lines, expired_line, violation_lines, Style, Tally};
 use leadsignal_core::{prepare, EventsRequest, Prepared, StageChange};
 use leadsignal_graph::sandbox::{self, SandboxConfig};
 use leadsignal_sources::{FileFormat, FileRows};
@@ -93,6 +93,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let mut accepted: Vec<Prepared> = Vec::new();
     let mut problems = Vec::new();
     let mut warnings = Vec::new();
+    let mut expired = Vec::new();
     let mut batch = Vec::new();
     for (fingerprint, row) in rows {
         match row {
@@ -108,6 +109,17 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             Ok(mut sc) => {
                 shift(&mut sc, delta);
                 match prepare(&sc, &pc, now) {
+                    Ok(p) if p.is_expired(now) => {
+                        tally.expire(p.event.event_time, &p.dropped);
+                        expired.push(expired_line(
+                            &sc.origin,
+                            &p.event.event_name,
+                            p.event.event_time,
+                            &pc.time.expired_message(p.event.event_time, now),
+                            Style::Text,
+                        ));
+                        batch.push(Incoming::event(p, sc.origin, sc.crm_id, sc.lead_created_at));
+                    }
                     Ok(p) => {
                         tally.accept(&p.dropped);
                         warnings.extend(dropped_lines(&sc.origin, &p.dropped, Style::Text));
@@ -138,6 +150,13 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     writeln!(out, "\nrejected (never sent), with the rule each breaks:")?;
     for p in &problems {
         writeln!(out, "  {p}")?;
+    }
+    writeln!(
+        out,
+        "\ntoo old to send (Meta takes 7 days): stored as expired, not an error:"
+    )?;
+    for e in &expired {
+        writeln!(out, "  {e}")?;
     }
     writeln!(out, "\nvalues left out of otherwise good events:")?;
     for w in &warnings {

@@ -1,13 +1,15 @@
 //! `leadsignal import <file>...`: CRM exports into the durable outbox.
 
 use crate::config::Config;
+use crate::intake::{self, Checked, Identities};
 use crate::report::Style;
 use anyhow::Context as _;
 use indicatif::{ProgressBar, ProgressStyle};
-use leadsignal_core::{prepare, PrepareConfig};
+use leadsignal_core::PrepareConfig;
 use leadsignal_sources::{FileRows, Mapping};
 use leadsignal_store::{EnqueueContext, EnqueueReport, Incoming, MissingStages, Outbox};
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -53,16 +55,44 @@ pub struct Args {
 /// What an import did.
 #[derive(Debug, Default, Serialize)]
 pub struct Summary {
-    /// Rows read from the files.
+    /// Data records read from the files (a CSV row with several stage dates
+    /// is one; footers and empty rows are not records).
     pub rows: u64,
+    /// Lines of report footers skipped (totals, notices, trailing empty rows).
+    pub footer_lines: u64,
+    /// Empty rows skipped before the end of a file.
+    pub blank_rows: u64,
+    /// Each file: how it was read.
+    pub files: Vec<FileSummary>,
     /// Files that could not be read.
     pub unreadable_files: Vec<String>,
+    /// Warnings by rule (rows kept; `validate` lists them).
+    pub warnings_by_rule: BTreeMap<&'static str, u64>,
+    /// Values dropped from kept rows, by rule.
+    pub dropped_by_rule: BTreeMap<&'static str, u64>,
     /// The outbox's account of it.
     #[serde(flatten)]
     pub store: EnqueueReport,
     /// Wall time.
     pub seconds: f64,
 }
+
+/// How one file was read.
+#[derive(Debug, Default, Serialize)]
+pub struct FileSummary {
+    /// The file.
+    pub file: String,
+    /// Its text encoding.
+    pub encoding: &'static str,
+    /// Data records.
+    pub rows: u64,
+    /// Footer lines skipped.
+    pub footer_lines: u64,
+}
+
+/// What a batch tells besides its items: the file's summary with its last
+/// batch, and the rules of the warnings and drops of its rows.
+type Notes = (Option<FileSummary>, Vec<&'static str>, Vec<&'static str>);
 
 /// One rejected row for `--rejects`.
 pub struct Reject {
@@ -92,7 +122,17 @@ pub fn import_files(
     mut on_reject: impl FnMut(Reject),
 ) -> anyhow::Result<Summary> {
     let started = Instant::now();
-    let (tx, rx) = mpsc::sync_channel::<Result<(u64, Vec<Incoming>), String>>(2);
+    #[allow(clippy::type_complexity)]
+    let (tx, rx) = mpsc::sync_channel::<
+        Result<
+            (
+                u64,
+                Vec<Incoming>,
+                (Option<FileSummary>, Vec<&'static str>, Vec<&'static str>),
+            ),
+            String,
+        >,
+    >(2);
     // Written batches go back to the reader to be freed: the writer is the
     // bottleneck of an import, and freeing 10,000 events is not free.
     let (done_tx, done_rx) = mpsc::sync_channel::<Vec<Incoming>>(2);
@@ -100,7 +140,7 @@ pub fn import_files(
     std::thread::scope(|scope| -> anyhow::Result<()> {
         let reader = scope.spawn(move || {
             for path in files {
-                let rows = match FileRows::open_with(path, mapping) {
+                let mut rows = match FileRows::open_with(path, mapping) {
                     Ok(r) => r,
                     Err(e) => {
                         if tx.send(Err(e.to_string())).is_err() {
@@ -109,39 +149,39 @@ pub fn import_files(
                         continue;
                     }
                 };
+                let mut identities = Identities::default();
                 let mut batch = Vec::with_capacity(BATCH);
                 let mut read = 0u64;
-                for row in rows {
-                    read += 1;
-                    let fingerprint = row.fingerprint;
-                    let item = match row.into_stage_change() {
-                        Err((origin, violations)) => Incoming::Rejected {
-                            origin,
-                            fingerprint: fingerprint.to_string(),
-                            violations,
-                        },
-                        Ok(sc) => match prepare(&sc, pc, now) {
-                            Ok(p) => Incoming::event(p, sc.origin, sc.crm_id, sc.lead_created_at),
-                            Err(violations) => Incoming::Rejected {
-                                origin: sc.origin,
-                                fingerprint: fingerprint.to_string(),
-                                violations,
-                            },
-                        },
-                    };
-                    batch.push(item);
+                let mut notes: Notes = (None, Vec::new(), Vec::new());
+                while let Some(row) = rows.next() {
+                    let (checked, mut warnings) = intake::check(row, pc, now);
+                    identities.check(&checked, &mut warnings);
+                    notes.1.extend(warnings.iter().map(|w| w.rule));
+                    if let Checked::Event { prepared, .. } = &checked {
+                        notes.2.extend(prepared.dropped.iter().map(|d| d.rule));
+                    }
+                    batch.push(checked.into_incoming());
                     if batch.len() == BATCH {
                         while let Ok(written) = done_rx.try_recv() {
                             drop(written);
                         }
+                        let records = rows.stats().records;
                         let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
-                        if tx.send(Ok((read, full))).is_err() {
+                        let n = std::mem::take(&mut notes);
+                        if tx.send(Ok((records - read, full, n))).is_err() {
                             return;
                         }
-                        read = 0;
+                        read = records;
                     }
                 }
-                if (!batch.is_empty() || read > 0) && tx.send(Ok((read, batch))).is_err() {
+                let stats = rows.stats();
+                notes.0 = Some(FileSummary {
+                    file: rows.name().to_string(),
+                    encoding: rows.encoding().0,
+                    rows: stats.records,
+                    footer_lines: stats.footer_lines,
+                });
+                if tx.send(Ok((stats.records - read, batch, notes))).is_err() {
                     return;
                 }
             }
@@ -154,12 +194,22 @@ pub fn import_files(
         for msg in rx {
             match msg {
                 Err(file_error) => summary.unreadable_files.push(file_error),
-                Ok((read, batch)) => {
+                Ok((read, batch, (file, warnings, dropped))) => {
                     let report = store
                         .enqueue(&batch, &ctx)
                         .context("writing to the outbox")?;
                     summary.rows += read;
                     summary.store.add(&report);
+                    for w in warnings {
+                        *summary.warnings_by_rule.entry(w).or_default() += 1;
+                    }
+                    for d in dropped {
+                        *summary.dropped_by_rule.entry(d).or_default() += 1;
+                    }
+                    if let Some(f) = file {
+                        summary.footer_lines += f.footer_lines;
+                        summary.files.push(f);
+                    }
                     for item in &batch {
                         if let Incoming::Rejected {
                             origin, violations, ..
@@ -199,13 +249,28 @@ pub fn import_files(
 pub fn text(s: &Summary) -> String {
     let r = &s.store;
     let mut out = format!(
-        "{} rows read in {:.1}s: {} accepted, {} already known, {} inferred earlier stages, {} held, {} rejected",
-        s.rows, s.seconds, r.accepted, r.already_known, r.inferred, r.held, r.rejected
+        "{} rows read in {:.1}s: {} accepted, {} already known, {} inferred earlier stages, {} held, {} expired, {} rejected",
+        s.rows, s.seconds, r.accepted, r.already_known, r.inferred, r.held, r.expired, r.rejected
     );
     if r.released > 0 {
         out.push_str(&format!(", {} held events released", r.released));
     }
+    if s.footer_lines > 0 {
+        out.push_str(&format!("; footer skipped ({} lines)", s.footer_lines));
+    }
+    if let Some(e) = crate::report::expired_summary(r.expired, r.oldest_expired) {
+        out.push_str(&format!("\n{e}"));
+    }
+    if !r.rejected_by_rule.is_empty() {
+        out.push_str("\nrejected by rule:");
+    }
     for (rule, n) in &r.rejected_by_rule {
+        out.push_str(&format!("\n  {rule:<34} {n}"));
+    }
+    if !s.warnings_by_rule.is_empty() {
+        out.push_str("\nwarnings by rule (rows kept; `leadsignal validate` lists them):");
+    }
+    for (rule, n) in &s.warnings_by_rule {
         out.push_str(&format!("\n  {rule:<34} {n}"));
     }
     for f in &s.unreadable_files {

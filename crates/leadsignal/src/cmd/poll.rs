@@ -3,7 +3,7 @@
 //! between reading and storing neither loses nor repeats a stage change.
 
 use crate::config::Config;
-use leadsignal_core::{prepare, PrepareConfig};
+use leadsignal_core::PrepareConfig;
 use leadsignal_store::{EnqueueContext, EnqueueReport, Incoming, Outbox};
 use serde::Serialize;
 
@@ -65,24 +65,7 @@ pub fn poll_source(
             let batch: Vec<Incoming> = poll
                 .rows
                 .into_iter()
-                .map(|row| {
-                    let fingerprint = row.fingerprint.to_string();
-                    match row.into_stage_change() {
-                        Err((origin, violations)) => Incoming::Rejected {
-                            origin,
-                            fingerprint,
-                            violations,
-                        },
-                        Ok(sc) => match prepare(&sc, pc, now) {
-                            Ok(p) => Incoming::event(p, sc.origin, sc.crm_id, sc.lead_created_at),
-                            Err(violations) => Incoming::Rejected {
-                                origin: sc.origin,
-                                fingerprint,
-                                violations,
-                            },
-                        },
-                    }
-                })
+                .map(|row| crate::intake::check(row, pc, now).0.into_incoming())
                 .collect();
             let ctx = EnqueueContext {
                 prepare: pc,

@@ -81,6 +81,10 @@ pub fn run(config: Option<&Path>, a: Args) -> anyhow::Result<ExitCode> {
         )?,
         _ => writeln!(out, "nothing pending")?,
     }
+    let expired = s.by_state.get("expired").copied().unwrap_or(0);
+    if let Some(line) = crate::report::expired_summary(expired, s.oldest_expired_event_time) {
+        writeln!(out, "{line}")?;
+    }
     match s.last_sent_at {
         Some(t) => writeln!(
             out,
@@ -97,7 +101,7 @@ pub fn run(config: Option<&Path>, a: Args) -> anyhow::Result<ExitCode> {
         )?;
     }
     if !s.delivery_errors.is_empty() {
-        writeln!(out, "quarantined or expired by Meta's answer:")?;
+        writeln!(out, "quarantined or expired, by reason:")?;
         for (e, n) in &s.delivery_errors {
             writeln!(out, "  {n:>8}  {e}")?;
         }

@@ -3,12 +3,13 @@
 //! and rule). Raw contact data is hashed here, before anything is stored.
 
 use super::{bearer_ok, problem, AppState};
+use crate::intake::Checked;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use leadsignal_core::{prepare, Origin, Violation};
+use leadsignal_core::{Origin, Violation};
 use leadsignal_sources::ingest::{self, IngestFormat, Item};
 use leadsignal_store::{Incoming, ItemOutcome};
 use serde::{Deserialize, Serialize};
@@ -91,6 +92,9 @@ pub struct IngestAnswer {
     pub already_known: usize,
     /// Stored, waiting for earlier stages (`hold` policy).
     pub held: usize,
+    /// Older than Meta's 7-day window: stored as a stage of the lead, never
+    /// sent (not an error).
+    pub expired: usize,
     /// Not stage changes (e.g. another HubSpot property).
     pub ignored: usize,
     /// Rejected (and quarantined), with field and rule.
@@ -104,7 +108,7 @@ pub struct IngestAnswer {
 pub struct ItemAnswer {
     /// 1-based position in the body.
     pub item: u64,
-    /// `accepted`, `already_known`, `held`, `ignored` or `rejected`.
+    /// `accepted`, `already_known`, `held`, `expired`, `ignored` or `rejected`.
     pub status: String,
     /// The stage as Meta receives it (`event_name`).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -371,13 +375,13 @@ async fn receive_to(
             }
             Item::Row(row) => *row,
         };
-        let fingerprint = row.fingerprint.to_string();
-        let incoming = match row.into_stage_change() {
-            Err((origin, violations)) => Err((origin, violations)),
-            Ok(sc) => match prepare(&sc, &pc, now) {
-                Ok(p) => Ok(Incoming::event(p, sc.origin, sc.crm_id, sc.lead_created_at)),
-                Err(v) => Err((sc.origin, v)),
-            },
+        let incoming = match crate::intake::check(row, &pc, now).0 {
+            Checked::Rejected {
+                origin,
+                fingerprint,
+                violations,
+            } => Err((origin, fingerprint, violations)),
+            ok => Ok(ok.into_incoming()),
         };
         let (answer, incoming) = match incoming {
             Ok(inc) => {
@@ -399,7 +403,7 @@ async fn receive_to(
                     inc,
                 )
             }
-            Err((origin, violations)) => (
+            Err((origin, fingerprint, violations)) => (
                 ItemAnswer {
                     item: n,
                     status: String::new(),
@@ -429,6 +433,7 @@ async fn receive_to(
             ItemOutcome::Accepted => "accepted",
             ItemOutcome::AlreadyKnown => "already_known",
             ItemOutcome::Held => "held",
+            ItemOutcome::Expired => "expired",
             ItemOutcome::Rejected => "rejected",
         }
         .into();
@@ -439,6 +444,7 @@ async fn receive_to(
         accepted: count("accepted"),
         already_known: count("already_known"),
         held: count("held"),
+        expired: count("expired"),
         ignored: count("ignored"),
         rejected: count("rejected"),
         items: answers,

@@ -238,14 +238,14 @@ fn contact(fields: &[leadsignal_graph::client::FieldData]) -> leadsignal_core::C
         };
         *slot = Some(v);
     }
-    // "Jane Q. Doe": first word as first name, last word as last name.
+    // "Dr. Jane Q. Doe": first and last name, titles off.
     if let Some(name) = full_name {
-        let words: Vec<&str> = name.split_whitespace().collect();
+        let (first, last) = leadsignal_core::split_full_name(&name);
         if c.first_name.is_none() {
-            c.first_name = words.first().map(|w| w.to_string());
+            c.first_name = first.map(str::to_string);
         }
-        if c.last_name.is_none() && words.len() > 1 {
-            c.last_name = words.last().map(|w| w.to_string());
+        if c.last_name.is_none() {
+            c.last_name = last.map(str::to_string);
         }
     }
     c
