@@ -590,8 +590,11 @@ impl CsvPlan {
                                     "lead_id",
                                     "lead_id.conflict",
                                     format!(
-                                        "columns {:?} and {:?} hold two different lead IDs: neither is sent (the CRM record ID identifies the lead)",
-                                        self.headers[c0], self.headers[c1]
+                                        "column {} {:?} and column {} {:?} hold two different lead IDs: neither is sent (the CRM record ID identifies the lead)",
+                                        c0 + 1,
+                                        self.headers[c0],
+                                        c1 + 1,
+                                        self.headers[c1]
                                     ),
                                 ));
                             } else {
@@ -703,10 +706,9 @@ impl CsvPlan {
         }
         if changes.is_empty() && !self.stage_dates.is_empty() {
             let names: Vec<&str> = self
-                .mapping
                 .stage_dates
                 .iter()
-                .map(|d| d.header.as_str())
+                .map(|d| self.headers[d.col].as_str())
                 .collect();
             problems.push(Violation::new(
                 "csv.no_stage_date",
@@ -793,8 +795,9 @@ fn time_scalar(cell: TimeCell, text: &str, warnings: &mut Vec<Warning>) -> Scala
     }
 }
 
-/// The reader's violations and the record check's (except on the fields
-/// the reader already explained).
+/// The reader's violations and the record check's, except on the fields
+/// the reader already explained and except a missing stage or time (what
+/// the reader found is why).
 fn with_record_check(
     mut found: Vec<Violation>,
     r: StageChangeRecord,
@@ -802,10 +805,11 @@ fn with_record_check(
 ) -> Vec<Violation> {
     if let Err(more) = r.into_stage_change(origin.clone()) {
         for v in more {
-            if !found
+            let explained = found
                 .iter()
                 .any(|f| f.field.is_some() && f.field == v.field)
-            {
+                || matches!(v.code, "stage.missing" | "changed_at.missing");
+            if !explained {
                 found.push(v);
             }
         }

@@ -29,7 +29,8 @@ pub struct Args {
     #[arg(long)]
     quiet: bool,
     /// Also print every event the files give: name, time (UTC), lead ID and
-    /// CRM record ID (what `import` would store, in the same order).
+    /// CRM record ID (what `import` would store, in the same order); with
+    /// `--json` also its `user_data` as Meta receives it (hashed).
     #[arg(long)]
     events: bool,
     /// Check the time rules as of this Unix time instead of now.
@@ -213,6 +214,7 @@ fn event_line(origin: &Origin, p: &Prepared, crm_id: Option<&str>, style: Style)
             "source": origin.source, "line": origin.line, "kind": "event",
             "event_name": &*e.event_name, "event_time": e.event_time, "event_id": e.event_id.as_str(),
             "lead_id": lead_id, "crm_id": crm_id, "keys": e.user_data.keys(),
+            "user_data": &e.user_data,
         })
         .to_string(),
     }
