@@ -346,3 +346,66 @@ fn hubspot_preset_with_time_zone_from_config() {
     assert_eq!(code, 2);
     assert!(err.contains("unknown import preset \"nope\""), "{err}");
 }
+
+#[test]
+fn configured_columns_and_stage_dates_with_expired_history_in_status() {
+    let env = Env::new();
+    let cfg = std::fs::read_to_string(env.path("leadsignal.toml")).unwrap();
+    // A home-grown CRM's export: candidate headers per field, a stage column
+    // with its time, and two stage-date columns that add to it.
+    std::fs::write(
+        env.path("leadsignal.toml"),
+        format!(
+            "{cfg}[import]\ntime_zone = \"Europe/Paris\"\n\
+             [import.columns]\ncrm_id = \"Ref\"\nlead_id = [\"FB Lead\", \"Facebook lead id\"]\nemail = [\"Mail\", \"E-mail\"]\nstage = \"Status\"\nchanged_at = \"Status changed\"\n\
+             [import.stage_dates]\n\"Signed on\" = \"won\"\n\"Created\" = \"new\"\n"
+        ),
+    )
+    .unwrap();
+    let csv = env.path("crm.csv");
+    std::fs::write(
+        &csv,
+        "Ref,Facebook lead id,E-mail,Status,Status changed,Signed on,Created\n\
+         A-1,1054367891270001,ana@example.com,mql,2026-11-18 10:00,2026-11-20 17:30,2026-11-02 09:00\n\
+         A-2,,bo@example.com,opportunity,2026-11-19 11:00,,2026-11-19 08:00\n",
+    )
+    .unwrap();
+    let (code, out, err) = env.run(&["import", csv.to_str().unwrap(), "--json"]);
+    assert_eq!(code, 0, "expired history is not an error: {err}");
+    let s = summary(&out);
+    assert_eq!(
+        (&s["rows"], &s["accepted"], &s["expired"], &s["inferred"]),
+        (&2.into(), &4.into(), &1.into(), &2.into())
+    );
+    let stages: Vec<(String, i64, String)> = env
+        .db()
+        .prepare("SELECT stage, event_time, state FROM outbox ORDER BY lead, stage_rank")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    // Paris local times (CET, UTC+1), computed apart with Python's zoneinfo.
+    let s = |n: &str, t: i64, st: &str| (n.to_string(), t, st.to_string());
+    assert_eq!(
+        stages,
+        [
+            // A-1: created 19 days ago (expired, no stage inferred for it),
+            // MQL, and "Opportunity" inferred before the win.
+            s("Lead", 1_793_606_400, "expired"),
+            s("Marketing Qualified Lead", 1_794_992_400, "pending"),
+            s("Sales Opportunity", 1_795_192_200, "pending"),
+            s("Converted", 1_795_192_200, "pending"),
+            // A-2: created, then an opportunity: MQL inferred.
+            s("Lead", 1_795_071_600, "pending"),
+            s("Marketing Qualified Lead", 1_795_082_400, "pending"),
+            s("Sales Opportunity", 1_795_082_400, "pending"),
+        ]
+    );
+    let (code, out, _) = env.run(&["status"]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("expired: 1, older than 7 days (oldest 2026-11-02 08:00 UTC)"),
+        "{out}"
+    );
+}
