@@ -33,6 +33,8 @@ fuzz_target!(|data: &[u8]| {
             date_of_birth: next(),
             gender: next(),
             external_id: next(),
+            other_emails: next().into_iter().collect(),
+            other_phones: next().into_iter().collect(),
         },
         fbc: next(),
         fbp: next(),
@@ -54,11 +56,19 @@ fuzz_target!(|data: &[u8]| {
         let mut without = sc.clone();
         without.contact.email = None;
         without.contact.phone = None;
+        without.contact.other_emails.clear();
+        without.contact.other_phones.clear();
         without.lead_id = without.lead_id.or("1234567890123456".parse().ok());
         let expected = prepare(&without, &config(), NOW)
             .map(|p| strings_of(&p.event))
             .unwrap_or_default();
-        for raw in [&sc.contact.email, &sc.contact.phone].into_iter().flatten() {
+        let c = &sc.contact;
+        let raws = [&c.email, &c.phone]
+            .into_iter()
+            .flatten()
+            .chain(&c.other_emails)
+            .chain(&c.other_phones);
+        for raw in raws {
             let in_any = |strings: &[String]| strings.iter().any(|s| s.contains(raw.as_str()));
             if raw.len() >= 8 && raw.chars().any(|c| !c.is_ascii_hexdigit()) && !in_any(&expected) {
                 assert!(!in_any(&strings), "raw value in output");

@@ -66,9 +66,9 @@ impl Checked {
 /// Reads `row` into a stage change and prepares its event at `now`. The
 /// warnings are the reader's and `prepare`'s (values dropped are in the
 /// event's `dropped`).
-pub fn check(row: SourceRow, pc: &PrepareConfig, now: i64) -> (Checked, Vec<Warning>) {
+pub fn check(mut row: SourceRow, pc: &PrepareConfig, now: i64) -> (Checked, Vec<Warning>) {
     let fingerprint = row.fingerprint;
-    let mut warnings = row.warnings.clone();
+    let mut warnings = std::mem::take(&mut row.warnings);
     let rejected = |origin, violations| Checked::Rejected {
         origin,
         fingerprint: fingerprint.to_string(),
