@@ -527,19 +527,37 @@ async fn sync_imports_the_folder_then_sends_and_is_idempotent() {
             writeln!(w, "{},new,{},s{i}@example.com", FIRST_LEAD + i, now() - 600).unwrap();
         }
     }
+    // A history export: each lead came in 9 days ago (too old for Meta)
+    // and became an MQL five minutes ago.
+    let mut w = std::fs::File::create(folder.join("c.csv")).unwrap();
+    writeln!(w, "lead_id,stage,changed_at,email").unwrap();
+    for i in 200..210 {
+        let id = FIRST_LEAD + i;
+        writeln!(w, "{id},new,{},h{i}@example.com", now() - 9 * 86_400).unwrap();
+        writeln!(w, "{id},mql,{},h{i}@example.com", now() - 300).unwrap();
+    }
+    drop(w);
     std::fs::write(folder.join("notes.txt"), "not an export").unwrap();
     let o = env.run(&["sync", "--json", folder.to_str().unwrap()]).await;
+    // Old history is not an error: exit 0.
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(
-        (v["import"]["rows"].as_u64(), v["send"]["accepted"].as_u64()),
-        (Some(100), Some(100))
+        (
+            v["import"]["rows"].as_u64(),
+            v["import"]["expired"].as_u64(),
+            v["import"]["inferred"].as_u64(),
+            v["send"]["accepted"].as_u64()
+        ),
+        (Some(120), Some(10), Some(0), Some(110))
     );
     let o = env.run(&["sync", "--json", folder.to_str().unwrap()]).await;
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(v["import"]["already_known"], 100);
+    assert_eq!(v["import"]["already_known"], 120);
     assert_eq!(v["send"]["accepted"], 0);
-    assert_eq!(sb.stats().distinct_event_ids, 100);
+    // Meta never saw the expired stage changes.
+    assert_eq!(sb.stats().distinct_event_ids, 110);
     // No sources at all: a clear error.
     let o = env.run(&["sync"]).await;
     assert_eq!(o.status.code(), Some(2));

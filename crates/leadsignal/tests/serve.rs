@@ -36,24 +36,31 @@ async fn ingest_answers_per_item_is_idempotent_and_delivers() {
         {"lead_id": LEAD + 1, "stage": "new", "changed_at": now() - 60, "bogus": 1},
         {"lead_id": "12", "stage": "new", "changed_at": now() - 60},
         record(LEAD + 2, "won", 20, "x@example.com"),
+        // Nine days old: kept as the lead's stage, never sent, not an error.
+        {"lead_id": LEAD + 3, "stage": "new", "changed_at": now() - 9 * 86_400},
     ]);
     let (code, a) = s.post("/v1/stage-changes", &body.to_string()).await;
     assert_eq!(code, 200, "{a}");
-    assert_eq!(a["received"], 4);
+    assert_eq!(a["received"], 5);
+    assert_eq!(a["expired"], 1, "{a}");
     let st: Vec<&str> = a["items"]
         .as_array()
         .unwrap()
         .iter()
         .map(|i| i["status"].as_str().unwrap())
         .collect();
-    assert_eq!(st, ["accepted", "rejected", "rejected", "accepted"], "{a}");
+    assert_eq!(
+        st,
+        ["accepted", "rejected", "rejected", "accepted", "expired"],
+        "{a}"
+    );
     assert_eq!(a["items"][1]["errors"][0]["rule"], "json.field");
     assert!(a["items"][2]["errors"][0]["field"] == "lead_id", "{a}");
     assert_eq!(a["items"][0]["event_name"], "Lead");
     assert_eq!(a["items"][0]["event_id"].as_str().unwrap().len(), 32);
     // The same again: nothing twice.
     let (_, again) = s.post("/v1/stage-changes", &body.to_string()).await;
-    assert_eq!(again["already_known"], 2, "{again}");
+    assert_eq!(again["already_known"], 3, "{again}");
     assert_eq!(again["accepted"], 0);
     // Delivered continuously: Lead of LEAD, and Lead..Converted of LEAD+2
     // (earlier stages filled in).
@@ -89,7 +96,9 @@ async fn ingest_answers_per_item_is_idempotent_and_delivers() {
         .values()
         .map(|v| v.as_u64().unwrap())
         .sum();
-    assert_eq!(sent_total, all, "{status}");
+    // Everything was sent but the expired one, which Meta never saw.
+    assert_eq!(status["by_state"]["expired"], 1, "{status}");
+    assert_eq!(sent_total + 1, all, "{status}");
     assert_eq!(sent_total, sb.stats().distinct_event_ids as u64);
     assert_eq!(status["rejected_by_rule"]["json.field"], 1, "{status}");
     assert_eq!(s.get("/healthz", false).await, (200, "ok".into()));
