@@ -6,7 +6,6 @@
 use leadsignal_core::{prepare, Origin, PrepareConfig, Prepared, Violation, Warning};
 use leadsignal_sources::SourceRow;
 use leadsignal_store::Incoming;
-use std::collections::HashMap;
 
 /// A source row after the rules.
 pub enum Checked {
@@ -94,11 +93,27 @@ pub fn check(mut row: SourceRow, pc: &PrepareConfig, now: i64) -> (Checked, Vec<
 
 /// Finds the same e-mail or phone under two CRM record IDs within one
 /// file: two records for one person (a duplicate in the CRM, or a shared
-/// address), whose events Meta ties to the same person. Keeps 16 bytes
-/// per address: a digest prefix, the record ID's hash and the line.
-#[derive(Default)]
+/// address), whose events Meta ties to the same person.
+///
+/// A table of [`SLOTS`] slots, each (digest tag, record ID hash, line),
+/// placed by the address's digest: 6 MiB at most whatever the file's size,
+/// allocated zeroed (untouched pages cost nothing, so a small file uses a
+/// few KiB). Two addresses meeting in one slot replace each other: in a file
+/// of more than some hundred thousand addresses a duplicate may go unseen;
+/// one is never reported wrongly (the 32-bit tags must match).
 pub struct Identities {
-    seen: HashMap<u64, (u32, u32)>,
+    slots: Vec<[u32; 3]>,
+}
+
+/// Slots of the table.
+pub const SLOTS: usize = 1 << 19;
+
+impl Default for Identities {
+    fn default() -> Self {
+        Identities {
+            slots: vec![[0; 3]; SLOTS],
+        }
+    }
 }
 
 impl Identities {
@@ -123,8 +138,15 @@ impl Identities {
         for (what, digest) in keys {
             let mut key = [0u8; 8];
             key.copy_from_slice(&digest.0[..8]);
-            let key = u64::from_le_bytes(key) ^ u64::from(what.len() as u8);
-            let (other, at) = *self.seen.entry(key).or_insert((crm, line));
+            let key = u64::from_le_bytes(key) ^ what.len() as u64;
+            // A tag is never 0, the empty slot's.
+            let tag = (key >> 32) as u32 | 1;
+            let slot = &mut self.slots[key as usize & (SLOTS - 1)];
+            let [seen_tag, other, at] = *slot;
+            if seen_tag != tag {
+                *slot = [tag, crm, line];
+                continue;
+            }
             if other != crm && at != line {
                 if !warnings.iter().any(|w| w.rule == "identity.duplicate") {
                     warnings.push(Warning::new(

@@ -256,14 +256,18 @@ fn lossy_encoding(field: Field, value: &str) -> Option<&'static str> {
         _ => return None,
     };
     let b = value.as_bytes();
-    let question = b.iter().enumerate().any(|(i, &c)| {
+    // The common case: no '?' and plain ASCII, decided in one pass each.
+    if !b.contains(&b'?') {
+        return (!value.is_ascii() && value.contains('\u{fffd}')).then_some(rule);
+    }
+    let next_to_letter = b.iter().enumerate().any(|(i, &c)| {
         c == b'?' && {
             let before = value[..i].chars().next_back();
             let after = value[i + 1..].chars().next();
             before.is_some_and(char::is_alphabetic) || after.is_some_and(char::is_alphabetic)
         }
     });
-    (question || (!value.is_ascii() && value.contains('\u{fffd}'))).then_some(rule)
+    (next_to_letter || value.contains('\u{fffd}')).then_some(rule)
 }
 
 /// Normalizes `value` for `field` and returns the text (or the digest it already was).
