@@ -124,7 +124,8 @@ fn preview_from_stdin_reports_bad_lines_and_exits_1() {
     let cfg = config_file(CONFIG);
     let input = "{\"lead_id\":\"1234567890123456\",\"stage\":\"new\",\"changed_at\":1795255200}\n\
                  {\"lead_id\":\"1.23457E+15\",\"stage\":\"new\",\"changed_at\":1795255200}\n\
-                 not json\n";
+                 not json\n\
+                 {\"lead_id\":\"1234567890123457\",\"stage\":\"new\",\"changed_at\":1794262400}\n";
     let o = run(
         &[
             "--config",
@@ -145,6 +146,8 @@ fn preview_from_stdin_reports_bad_lines_and_exits_1() {
         err.contains("stdin:3:") && err.contains("[json.syntax]"),
         "{err}"
     );
+    // Too old to send: listed, never in the body.
+    assert!(err.contains("stdin:4: expired: \"Lead\""), "{err}");
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["data"].as_array().unwrap().len(), 1);
 

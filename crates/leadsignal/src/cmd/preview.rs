@@ -1,7 +1,7 @@
 //! `leadsignal preview`: what Meta would receive, like Meta's Payload Helper.
 
 use crate::config::Config;
-use crate::report::{dropped_lines, violation_lines, Style};
+use crate::report::{dropped_lines, expired_line, violation_lines, warning_lines, Style};
 use leadsignal_core::{
     prepare, EventsRequest, OfflineEvent, Origin, Profile, Scalar, StageChange, StageChangeRecord,
 };
@@ -144,7 +144,20 @@ pub fn run(config: Option<&Path>, a: Args) -> anyhow::Result<ExitCode> {
                 .map(|p| (sc.origin, sc.stage, p))
         });
         match result {
+            Ok((origin, _, p)) if p.is_expired(now) => {
+                // Too old for Meta: never in a body leadsignal would send.
+                let why = pc.time.expired_message(p.event.event_time, now);
+                let e = &p.event;
+                writeln!(
+                    stderr,
+                    "{}",
+                    expired_line(&origin, &e.event_name, e.event_time, &why, style)
+                )?;
+            }
             Ok((origin, stage, p)) => {
+                for line in warning_lines(&origin, &p.warnings, style) {
+                    writeln!(stderr, "{line}")?;
+                }
                 for line in dropped_lines(&origin, &p.dropped, style) {
                     writeln!(stderr, "{line}")?;
                 }
