@@ -122,20 +122,13 @@ pub fn import_files(
     mut on_reject: impl FnMut(Reject),
 ) -> anyhow::Result<Summary> {
     let started = Instant::now();
-    #[allow(clippy::type_complexity)]
-    let (tx, rx) = mpsc::sync_channel::<
-        Result<
-            (
-                u64,
-                Vec<Incoming>,
-                (Option<FileSummary>, Vec<&'static str>, Vec<&'static str>),
-            ),
-            String,
-        >,
-    >(2);
+    let (tx, rx) = mpsc::sync_channel::<Result<(u64, Vec<Incoming>, Notes), String>>(2);
     // Written batches go back to the reader to be freed: the writer is the
-    // bottleneck of an import, and freeing 10,000 events is not free.
-    let (done_tx, done_rx) = mpsc::sync_channel::<Vec<Incoming>>(2);
+    // bottleneck of an import, and freeing 10,000 events is not free. The
+    // reader frees them as it goes (one waiting at most; when the reader is
+    // blocked, the writer frees the next itself), so that at most five
+    // batches are alive: memory stays bounded.
+    let (done_tx, done_rx) = mpsc::sync_channel::<Vec<Incoming>>(1);
     let mut summary = Summary::default();
     std::thread::scope(|scope| -> anyhow::Result<()> {
         let reader = scope.spawn(move || {
@@ -161,10 +154,12 @@ pub fn import_files(
                         notes.2.extend(prepared.dropped.iter().map(|d| d.rule));
                     }
                     batch.push(checked.into_incoming());
-                    if batch.len() == BATCH {
+                    if batch.len() % 1024 == 0 {
                         while let Ok(written) = done_rx.try_recv() {
                             drop(written);
                         }
+                    }
+                    if batch.len() == BATCH {
                         let records = rows.stats().records;
                         let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
                         let n = std::mem::take(&mut notes);
