@@ -1,4 +1,5 @@
-//! A JSONL source: any bytes give rows with positions or errors, never a panic.
+//! A JSONL source: any bytes give a file error (bytes that do not decode
+//! in the first line), or rows with positions or errors, never a panic.
 #![no_main]
 use leadsignal_core::sample::config;
 use leadsignal_core::prepare;
@@ -6,7 +7,13 @@ use leadsignal_sources::{FileFormat, FileRows};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let rows = FileRows::from_reader("fuzz".into(), Box::new(std::io::Cursor::new(data.to_vec())), Some(FileFormat::Jsonl)).unwrap();
+    let Ok(rows) = FileRows::from_reader(
+        "fuzz".into(),
+        Box::new(std::io::Cursor::new(data.to_vec())),
+        Some(FileFormat::Jsonl),
+    ) else {
+        return;
+    };
     let cfg = config();
     for row in rows {
         assert!(row.origin.line >= 1);
