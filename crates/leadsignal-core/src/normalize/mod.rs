@@ -307,6 +307,23 @@ mod tests {
     }
 
     #[test]
+    fn greek_capital_sigma_lowercases_to_final_sigma_at_a_words_end() {
+        assert_eq!(rule(Field::Fn, "ΟΔΥΣΣΕΑΣ").as_deref(), Ok("οδυσσεας"));
+        assert_eq!(rule(Field::Ln, "ΠΑΠΑΔΟΠΟΥΛΟΣ").as_deref(), Ok("παπαδοπουλος"));
+        assert_eq!(rule(Field::Fn, "Σοφία").as_deref(), Ok("σοφία"));
+        // Each word's end, though the space itself goes.
+        assert_eq!(
+            rule(Field::Ct, "ΑΓΙΟΣ ΝΙΚΟΛΑΟΣ").as_deref(),
+            Ok("αγιοςνικολαος")
+        );
+        // As Rust's (and JavaScript's) full-string lowercasing does.
+        assert_eq!(
+            rule(Field::Em, "ΟΔΥΣΣΕΑΣ@example.gr").as_deref(),
+            Ok("οδυσσεας@example.gr")
+        );
+    }
+
+    #[test]
     fn values_that_lost_letters_in_a_legacy_encoding_are_dropped() {
         assert_eq!(rule(Field::Fn, "?ukasz"), Err("fn.lossy_encoding"));
         assert_eq!(rule(Field::Ln, "Wi?niewska"), Err("ln.lossy_encoding"));

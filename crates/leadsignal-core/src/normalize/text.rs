@@ -54,8 +54,19 @@ pub(super) fn alphanumeric_lower(value: &str, out: &mut String) {
 
 /// Keeps letters (and digits when asked), lowercased, after NFC. A combining
 /// mark stays only with the character it belongs to: the accent on a removed
-/// apostrophe goes with the apostrophe.
+/// apostrophe goes with the apostrophe. Lowercasing is Unicode's full case
+/// mapping with its one context rule, the final sigma (`ΟΔΥΣΣΕΑΣ` →
+/// `οδυσσεας`), as Meta's pixel and SDKs lowercase: applied to the whole
+/// value before separators are removed, since "final" means at a word's end.
 fn keep_nfc(value: &str, out: &mut String, digits: bool) {
+    if value.contains('Σ') {
+        let lowered = value.to_lowercase();
+        return keep_nfc_lowered(&lowered, out, digits);
+    }
+    keep_nfc_lowered(value, out, digits)
+}
+
+fn keep_nfc_lowered(value: &str, out: &mut String, digits: bool) {
     let mut base_kept = false;
     for c in value.nfc() {
         let keep = match c.general_category_group() {
