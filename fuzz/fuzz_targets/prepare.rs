@@ -15,8 +15,10 @@ fuzz_target!(|data: &[u8]| {
     let mut next = || f.next().filter(|v| !v.is_empty());
     let stage = next().unwrap_or_else(|| "new".into());
     let offset: i64 = next().and_then(|v| v.parse().ok()).unwrap_or(60);
+    let lead = next().map(|v| leadsignal_core::LeadId::parse(&v));
     let sc = StageChange {
-        lead_id: next().and_then(|v| v.parse().ok()),
+        lead_id: lead.clone().and_then(Result::ok),
+        lead_id_error: lead.and_then(Result::err),
         crm_id: next(),
         stage,
         changed_at: NOW.saturating_sub(offset),

@@ -56,6 +56,11 @@ pub enum LeadIdError {
 }
 
 impl LeadIdError {
+    /// As a violation of the record's `lead_id` field.
+    pub fn violation(&self) -> crate::Violation {
+        crate::Violation::new(self.code(), Some("lead_id"), self.to_string())
+    }
+
     /// Stable rule code, for counting and reports.
     pub fn code(&self) -> &'static str {
         match self {

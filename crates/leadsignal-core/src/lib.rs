@@ -16,6 +16,7 @@
 //!     normalize: NormalizeOptions { default_country: CountryCode::parse_alpha2("US"), ..Default::default() },
 //!     time: TimeRules::default(),
 //!     profile: Profile::ConversionLeads,
+//!     identity: IdentityRules::default(),
 //! };
 //! let now = 1_763_700_000;
 //! let sc = StageChange {
@@ -60,7 +61,10 @@ pub use normalize::{
     hash_field, lookup_country, normalize, normalize_into, Context, CountryCode, DateOrder,
     DropReason, Field, NormalizeOptions, Normalized,
 };
-pub use prepare::{prepare, PrepareConfig, Prepared};
+pub use prepare::{
+    key_bit, key_names, prepare, IdentityRules, PrepareConfig, Prepared, DEFAULT_MATCH_KEYS,
+    TEST_LEAD,
+};
 pub use profile::{OfflineEvent, Profile, RetiredApi};
 pub use record::{Scalar, StageChangeRecord, RECORD_FIELDS};
 pub use rules::TimeRules;

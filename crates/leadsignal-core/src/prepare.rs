@@ -29,6 +29,83 @@ pub struct PrepareConfig {
     pub time: TimeRules,
     /// Payload profile.
     pub profile: Profile,
+    /// Which keys make an event matchable, and which values are no data.
+    pub identity: IdentityRules,
+}
+
+/// Who an event must be matchable by (`rules.match_keys`) and which values
+/// stand for nothing (`normalize.placeholders`, beside the built-in table).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityRules {
+    /// Keys of which an event needs at least one, as a mask of
+    /// [`UserData::key_mask`] bits ([`key_bit`]).
+    pub match_keys: u32,
+    /// More placeholder values, folded by
+    /// [`crate::normalize::fold_placeholder`].
+    pub placeholders: Arc<[String]>,
+}
+
+impl Default for IdentityRules {
+    /// `lead_id`, `em`, `ph`, `fbc`: what Meta matches a lead on (Meta's
+    /// guidance: lead ID and click ID "highest", e-mail "highest", phone
+    /// "high"; names, city, ZIP... "medium", never alone).
+    fn default() -> Self {
+        IdentityRules {
+            match_keys: DEFAULT_MATCH_KEYS
+                .iter()
+                .map(|k| key_bit(k).expect("a key"))
+                .fold(0, |m, b| m | b),
+            placeholders: Arc::from(Vec::new()),
+        }
+    }
+}
+
+/// `rules.match_keys` by default.
+pub const DEFAULT_MATCH_KEYS: [&str; 4] = ["lead_id", "em", "ph", "fbc"];
+
+/// The [`UserData::key_mask`] bit of a key: `lead_id`, a hashed field by
+/// Meta's key (`em`) or the record's name (`email`), `fbc`, `fbp`.
+pub fn key_bit(name: &str) -> Option<u32> {
+    match name.trim() {
+        "lead_id" => Some(1),
+        "fbc" => Some(1 << 12),
+        "fbp" => Some(1 << 13),
+        other => Field::from_name(other).map(|f| 1 << (f as u32 + 1)),
+    }
+}
+
+/// The names of the keys in a mask, in [`UserData::key_mask`] order.
+pub fn key_names(mask: u32) -> Vec<&'static str> {
+    let mut names = Vec::new();
+    if mask & 1 != 0 {
+        names.push("lead_id");
+    }
+    for f in Field::ALL {
+        if mask & (1 << (f as u32 + 1)) != 0 {
+            names.push(f.meta_key());
+        }
+    }
+    for (bit, name) in [(12, "fbc"), (13, "fbp")] {
+        if mask & (1 << bit) != 0 {
+            names.push(name);
+        }
+    }
+    names
+}
+
+/// The rule of a lead made by Meta's Lead Ads testing tool: not production
+/// data, never sent, not an error of the input either.
+pub const TEST_LEAD: &str = "lead.test_lead";
+
+/// Whether a contact value is one of the answers Meta's Lead Ads testing
+/// tool fills in (`<test lead: dummy data for full_name>`, `test@meta.com`).
+fn test_lead_value(v: &str) -> bool {
+    let v = v.trim();
+    let starts =
+        |p: &str| v.len() >= p.len() && v.as_bytes()[..p.len()].eq_ignore_ascii_case(p.as_bytes());
+    starts("<test lead:")
+        || v.eq_ignore_ascii_case("test@meta.com")
+        || v.eq_ignore_ascii_case("test@fb.com")
 }
 
 /// A stage change turned into an event.
@@ -83,6 +160,24 @@ pub fn prepare(
     cfg: &PrepareConfig,
     now: i64,
 ) -> Result<Prepared, Vec<Violation>> {
+    let c = &sc.contact;
+    let values = [
+        &c.email,
+        &c.phone,
+        &c.first_name,
+        &c.last_name,
+        &c.city,
+        &c.state,
+        &c.zip,
+        &c.country,
+    ];
+    if values.into_iter().flatten().any(|v| test_lead_value(v)) {
+        return Err(vec![Violation::new(
+            TEST_LEAD,
+            None,
+            "a lead made by Meta's Lead Ads testing tool (<test lead: dummy data ...>, test@meta.com): not production data, never sent",
+        )]);
+    }
     let mut violations = Vec::new();
 
     let stage = cfg.funnel.resolve(&sc.stage);
@@ -105,19 +200,44 @@ pub fn prepare(
     let mut dropped = Vec::new();
     let user_data = user_data(sc, cfg, now, &mut dropped);
     let present = user_data.key_mask();
-    if present == 0 {
+    let matchable = present & cfg.identity.match_keys != 0;
+    if let Some(e) = &sc.lead_id_error {
+        // A lead ID a spreadsheet mangled: left out when another key can
+        // still tie the event to the lead, else the row is rejected for it.
+        if matchable {
+            dropped.push(Dropped {
+                field: "lead_id",
+                rule: e.code(),
+                message: e.to_string(),
+            });
+        } else {
+            violations.push(e.violation());
+        }
+    }
+    let explained = sc.lead_id_error.is_some() && !matchable;
+    if present == 0 && !explained {
         violations.push(Violation::new(
             "identifier.none",
             None,
             "no usable identifier: give a lead_id, an email, a phone or other contact data",
         ));
-    } else if BASELINE_INVALID.iter().any(|set| present & !set == 0) {
+    } else if present != 0 && !explained && BASELINE_INVALID.iter().any(|set| present & !set == 0) {
         violations.push(Violation::new(
             "identifier.baseline_invalid",
             None,
             format!(
                 "the only identifiers ({}) are too weak for Meta to match on; add a lead_id, email or phone",
                 user_data.keys().join(", ")
+            ),
+        ));
+    } else if present != 0 && !matchable && !explained {
+        violations.push(Violation::new(
+            "identifier.unmatchable",
+            None,
+            format!(
+                "nothing Meta can match the lead on: it has {} but needs one of {} (rules.match_keys)",
+                user_data.keys().join(", "),
+                key_names(cfg.identity.match_keys).join(", ")
             ),
         ));
     }
@@ -259,6 +379,14 @@ fn user_data(
                 let h = Sha256::parse_hex(value)
                     .unwrap_or_else(|| Sha256::of_normalized(code.as_str()));
                 ud.country.push(h);
+                continue;
+            }
+            if crate::normalize::is_extra_placeholder(value, &cfg.identity.placeholders) {
+                dropped.push(Dropped {
+                    field: field.record_name(),
+                    rule: field.placeholder_rule(),
+                    message: crate::normalize::PLACEHOLDER_MESSAGE.into(),
+                });
                 continue;
             }
             match hash_field(field, value, &ctx, scratch) {

@@ -187,14 +187,13 @@ impl StageChangeRecord {
     /// Checks the record's types and formats and builds a `StageChange`.
     pub fn into_stage_change(self, origin: Origin) -> Result<StageChange, Vec<Violation>> {
         let mut v = Vec::new();
-        let lead_id = match &self.lead_id {
-            None => None,
+        // A malformed lead ID rejects the row only when nothing else can
+        // identify the lead: `prepare` decides, knowing the other keys.
+        let (lead_id, lead_id_error) = match &self.lead_id {
+            None => (None, None),
             Some(s) => match lead_id(s) {
-                Ok(id) => id,
-                Err(e) => {
-                    v.push(Violation::new(e.code(), Some("lead_id"), e.to_string()));
-                    None
-                }
+                Ok(id) => (id, None),
+                Err(e) => (None, Some(e)),
             },
         };
         let stage = self
@@ -222,6 +221,10 @@ impl StageChangeRecord {
             .and_then(|s| time(s, "lead_created_at", &mut v));
         let data_processing = data_processing(&self, &mut v);
         if !v.is_empty() {
+            // Rejected anyway: say everything that is wrong.
+            if let Some(e) = lead_id_error {
+                v.insert(0, e.violation());
+            }
             return Err(v);
         }
         let text = |s: &Option<Scalar>| s.as_ref().and_then(Scalar::text);
@@ -238,6 +241,7 @@ impl StageChangeRecord {
         }
         Ok(StageChange {
             lead_id,
+            lead_id_error,
             crm_id: text(&self.crm_id).map(|s| s.trim().to_string()),
             stage,
             changed_at,

@@ -18,6 +18,7 @@ pub fn config() -> PrepareConfig {
         },
         time: TimeRules::default(),
         profile: Profile::ConversionLeads,
+        identity: Default::default(),
     }
 }
 

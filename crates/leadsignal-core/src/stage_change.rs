@@ -108,6 +108,10 @@ pub struct DataProcessing {
 pub struct StageChange {
     /// Meta's lead ID, when the CRM stored it.
     pub lead_id: Option<LeadId>,
+    /// Why the lead ID the record gave could not be read (a spreadsheet's
+    /// scientific notation, a lost digit): the row is rejected only when no
+    /// other key can identify the lead (`prepare`).
+    pub lead_id_error: Option<crate::lead_id::LeadIdError>,
     /// The CRM's own record ID.
     pub crm_id: Option<String>,
     /// The CRM's stage name.

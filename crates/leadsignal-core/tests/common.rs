@@ -17,6 +17,7 @@ pub fn config() -> PrepareConfig {
         },
         time: TimeRules::default(),
         profile: Profile::ConversionLeads,
+        identity: Default::default(),
     }
 }
 

@@ -118,7 +118,7 @@ fn click_ids_with_control_characters_are_dropped() {
 
 #[test]
 fn no_identifier_left_rejects_and_explains_the_drops() {
-    let sc = record(json!({"stage": "new", "changed_at": NOW - 60, "email": "nobody"}));
+    let sc = record(json!({"stage": "new", "changed_at": NOW - 60, "email": "jane@"}));
     let v = prepare(&sc, &config(), NOW).unwrap_err();
     let codes: Vec<_> = v.iter().map(|v| v.code).collect();
     assert_eq!(codes, ["identifier.none", "em.invalid"]);
@@ -142,11 +142,101 @@ fn baseline_invalid_identifier_sets_are_rejected() {
             "{fields}"
         );
     }
-    // First and last name together are enough for Meta's baseline rule.
-    let ok = record(
-        json!({"stage": "new", "changed_at": NOW - 60, "first_name": "Jane", "last_name": "Doe"}),
+    // First and last name together pass Meta's baseline rule, but match no
+    // lead: rejected unless rules.match_keys says names will do.
+    let names = record(
+        json!({"stage": "new", "changed_at": NOW - 60, "first_name": "Jane", "last_name": "Doe", "external_id": "HS-1"}),
     );
-    assert!(prepare(&ok, &config(), NOW).is_ok());
+    let v = prepare(&names, &config(), NOW).unwrap_err();
+    assert_eq!(v[0].code, "identifier.unmatchable");
+    assert!(
+        v[0].message
+            .contains("it has fn, ln, external_id but needs one of lead_id, em, ph, fbc"),
+        "{}",
+        v[0].message
+    );
+    let mut cfg = config();
+    cfg.identity.match_keys |= key_bit("fn").unwrap();
+    assert!(prepare(&names, &cfg, NOW).is_ok());
+}
+
+#[test]
+fn a_mangled_lead_id_is_left_out_when_another_key_remains() {
+    let sc = record(
+        json!({"lead_id": "1.23457E+15", "stage": "new", "changed_at": NOW - 60, "email": "jane@example.com"}),
+    );
+    let p = prepare(&sc, &config(), NOW).unwrap();
+    assert_eq!(p.event.user_data.lead_id, None);
+    assert_eq!(p.dropped[0].rule, "lead_id.scientific_notation");
+    assert_eq!(p.dropped[0].field, "lead_id");
+    // Nothing else to match on: rejected for the lead ID alone.
+    let sc = record(
+        json!({"lead_id": "12345", "stage": "new", "changed_at": NOW - 60, "first_name": "Jane"}),
+    );
+    assert_eq!(codes(prepare(&sc, &config(), NOW)), ["lead_id.length"]);
+}
+
+#[test]
+fn placeholders_are_left_out_and_configurable() {
+    let sc = record(
+        json!({"lead_id": "1234567890123456", "stage": "new", "changed_at": NOW - 60,
+        "email": "noemail@gmail.com", "phone": "000-000-0000", "first_name": "N/A", "last_name": "Unbekannt", "city": "-"}),
+    );
+    let rules = |cfg: &PrepareConfig| -> Vec<&'static str> {
+        prepare(&sc, cfg, NOW)
+            .unwrap()
+            .dropped
+            .iter()
+            .map(|d| d.rule)
+            .collect()
+    };
+    assert_eq!(
+        rules(&config()),
+        [
+            "em.placeholder",
+            "ph.placeholder",
+            "fn.placeholder",
+            "city.no_letters"
+        ]
+    );
+    let mut cfg = config();
+    cfg.identity.placeholders = vec![normalize::fold_placeholder("unbekannt").unwrap()].into();
+    assert_eq!(
+        rules(&cfg),
+        [
+            "em.placeholder",
+            "ph.placeholder",
+            "fn.placeholder",
+            "ln.placeholder",
+            "city.no_letters"
+        ]
+    );
+    // Only a placeholder e-mail and phone: nothing to match on.
+    let sc = record(
+        json!({"stage": "new", "changed_at": NOW - 60, "email": "none@none.com", "phone": "1111111111", "first_name": "Jane", "last_name": "Roe"}),
+    );
+    assert_eq!(
+        codes(prepare(&sc, &config(), NOW))[0],
+        "identifier.unmatchable"
+    );
+}
+
+#[test]
+fn meta_test_leads_are_not_production_data() {
+    for fields in [
+        json!({"email": "test@meta.com", "first_name": "Jane"}),
+        json!({"email": "jane@example.com", "first_name": "<test lead: dummy data for first_name>"}),
+    ] {
+        let mut v = fields.clone();
+        v["lead_id"] = json!("1234567890123456");
+        v["stage"] = json!("new");
+        v["changed_at"] = json!(NOW - 60);
+        assert_eq!(
+            codes(prepare(&record(v), &config(), NOW)),
+            [TEST_LEAD],
+            "{fields}"
+        );
+    }
 }
 
 #[test]

@@ -137,6 +137,10 @@ pub struct EnqueueReport {
     pub expired: u64,
     /// The oldest expired stage change's time (Unix seconds).
     pub oldest_expired: Option<i64>,
+    /// Rows that are not production data (leads made by Meta's Lead Ads
+    /// testing tool): kept in the quarantine with their rule, never sent,
+    /// not an error.
+    pub skipped: u64,
     /// Rows quarantined (rejected input, and `reject` policy), by rule.
     pub rejected_by_rule: BTreeMap<String, u64>,
     /// Rows quarantined.
@@ -158,28 +162,38 @@ pub enum ItemOutcome {
     Held,
     /// Stored as expired: older than Meta's window, never sent.
     Expired,
+    /// Not production data (a Meta test lead): kept aside, never sent.
+    Skipped,
     /// Quarantined.
     Rejected,
 }
 
 /// The counters an item can move, to tell what it did.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Counts([u64; 4]);
+pub(crate) struct Counts([u64; 5]);
 
 impl EnqueueReport {
     pub(crate) fn clone_counts(&self) -> Counts {
-        Counts([self.accepted, self.already_known, self.held, self.expired])
+        Counts([
+            self.accepted,
+            self.already_known,
+            self.held,
+            self.expired,
+            self.skipped,
+        ])
     }
 
     /// What the last item did, from the counters before it.
     pub(crate) fn outcome_since(&self, before: Counts) -> ItemOutcome {
-        let [accepted, known, held, expired] = before.0;
+        let [accepted, known, held, expired, skipped] = before.0;
         if self.accepted > accepted {
             ItemOutcome::Accepted
         } else if self.held > held {
             ItemOutcome::Held
         } else if self.expired > expired {
             ItemOutcome::Expired
+        } else if self.skipped > skipped {
+            ItemOutcome::Skipped
         } else if self.already_known > known {
             ItemOutcome::AlreadyKnown
         } else {
@@ -197,6 +211,7 @@ impl EnqueueReport {
         self.held += o.held;
         self.released += o.released;
         self.expired += o.expired;
+        self.skipped += o.skipped;
         self.oldest_expired = match (self.oldest_expired, o.oldest_expired) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),

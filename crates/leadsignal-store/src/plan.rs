@@ -9,7 +9,7 @@
 //! quarantine records) in one transaction.
 
 use crate::model::*;
-use leadsignal_core::{LeadKey, Origin, Prepared, StageIndex, StageRef};
+use leadsignal_core::{LeadKey, Origin, Prepared, StageIndex, StageRef, TEST_LEAD};
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -238,16 +238,26 @@ pub(crate) fn plan<'b>(
                 fingerprint,
                 violations,
             } => {
+                let skipped = violations.iter().all(|v| v.code == TEST_LEAD);
                 for v in violations {
-                    p.quarantine(QuarantineRow {
+                    let q = QuarantineRow {
                         origin,
                         fingerprint: Cow::Borrowed(fingerprint),
                         rule: v.code,
                         field: v.field.unwrap_or(""),
                         message: Cow::Borrowed(&v.message),
-                    });
+                    };
+                    if skipped {
+                        p.plan.quarantine.push(q);
+                    } else {
+                        p.quarantine(q);
+                    }
                 }
-                p.plan.report.rejected += 1;
+                if skipped {
+                    p.plan.report.skipped += 1;
+                } else {
+                    p.plan.report.rejected += 1;
+                }
             }
         }
         let outcome = p.plan.report.outcome_since(before);

@@ -29,7 +29,7 @@ pub struct Config {
     pub funnel: FunnelConfig,
     /// `[rules]`
     #[serde(default)]
-    pub rules: TimeRules,
+    pub rules: RulesConfig,
     /// `[import]`: how CSV exports map onto stage changes.
     #[serde(default)]
     pub import: ImportConfig,
@@ -202,6 +202,35 @@ pub struct NormalizeConfig {
     /// How to read an ambiguous date of birth like `02/03/1990`.
     #[serde(default)]
     pub date_order: DateOrder,
+    /// More values that stand for "no data" (beside the built-in table).
+    #[serde(default)]
+    pub placeholders: Vec<String>,
+}
+
+/// `[rules]`
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RulesConfig {
+    /// Stop this long before Meta's 7-day limit.
+    pub window_margin_seconds: i64,
+    /// How far in the future `changed_at` may be.
+    pub future_skew_seconds: i64,
+    /// Keys of which an event needs at least one to be sent.
+    pub match_keys: Vec<String>,
+}
+
+impl Default for RulesConfig {
+    fn default() -> Self {
+        let t = TimeRules::default();
+        RulesConfig {
+            window_margin_seconds: t.window_margin_seconds,
+            future_skew_seconds: t.future_skew_seconds,
+            match_keys: leadsignal_core::DEFAULT_MATCH_KEYS
+                .iter()
+                .map(|k| k.to_string())
+                .collect(),
+        }
+    }
 }
 
 /// What to do with a CRM stage that is in no funnel stage's list.
@@ -677,8 +706,39 @@ impl Config {
             lead_event_source: self.crm.name.as_deref().unwrap_or("").trim().into(),
             funnel,
             normalize: self.normalize_options(),
-            time: self.rules,
+            time: TimeRules {
+                window_margin_seconds: self.rules.window_margin_seconds,
+                future_skew_seconds: self.rules.future_skew_seconds,
+            },
             profile: self.meta.profile,
+            identity: self.identity_rules()?,
+        })
+    }
+
+    /// `rules.match_keys` and `normalize.placeholders`, checked.
+    fn identity_rules(&self) -> anyhow::Result<leadsignal_core::IdentityRules> {
+        let mut match_keys = 0;
+        for k in &self.rules.match_keys {
+            match_keys |= leadsignal_core::key_bit(k).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "[rules] match_keys: {k:?} is not a key; use lead_id, em, ph, fbc, fbp, external_id, fn, ln, ct, st, zp, country, db or ge"
+                )
+            })?;
+        }
+        if match_keys == 0 {
+            bail!("[rules] match_keys is empty: name at least one key an event must have (default: lead_id, em, ph, fbc)");
+        }
+        let mut placeholders = Vec::new();
+        for p in &self.normalize.placeholders {
+            placeholders.push(leadsignal_core::normalize::fold_placeholder(p).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "[normalize] placeholders: {p:?} can never match (placeholders are compared as ASCII letters and digits, at most 16)"
+                )
+            })?);
+        }
+        Ok(leadsignal_core::IdentityRules {
+            match_keys,
+            placeholders: placeholders.into(),
         })
     }
 }

@@ -32,6 +32,15 @@ pub enum Checked {
     },
 }
 
+/// Whether a rejection is only "not production data" (a Meta test lead):
+/// kept aside and counted, never sent, not an error.
+pub fn skipped(violations: &[Violation]) -> bool {
+    !violations.is_empty()
+        && violations
+            .iter()
+            .all(|v| v.code == leadsignal_core::TEST_LEAD)
+}
+
 impl Checked {
     /// The outbox item (the event encoded in its stored form).
     pub fn into_incoming(self) -> Incoming {

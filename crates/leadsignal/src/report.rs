@@ -28,6 +28,7 @@ fn line(
             format!("{origin}: warning: {text}")
         }
         Style::Text if kind == "expired" => format!("{origin}: expired: {text}"),
+        Style::Text if kind == "skipped" => format!("{origin}: skipped: {text}"),
         Style::Text => format!("{origin}: {text}"),
         Style::Json => json!({
             "source": origin.source, "line": origin.line, "kind": kind,
@@ -46,6 +47,24 @@ pub fn violation_lines(origin: &Origin, violations: &[Violation], style: Style) 
                 origin,
                 style,
                 "violation",
+                v.code,
+                v.field,
+                &v.message,
+                v.to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Formats a row that is not production data (a Meta test lead).
+pub fn skipped_lines(origin: &Origin, violations: &[Violation], style: Style) -> Vec<String> {
+    violations
+        .iter()
+        .map(|v| {
+            line(
+                origin,
+                style,
+                "skipped",
                 v.code,
                 v.field,
                 &v.message,
@@ -147,6 +166,8 @@ pub struct Tally {
     pub warnings_by_rule: BTreeMap<&'static str, u64>,
     /// Stage changes too old to send.
     pub expired: u64,
+    /// Rows that are not production data (Meta test leads).
+    pub skipped: u64,
     /// The oldest of them.
     pub oldest_expired: Option<i64>,
 }
@@ -181,6 +202,12 @@ impl Tally {
         );
     }
 
+    /// Records a row that is not production data.
+    pub fn skip(&mut self) {
+        self.rows += 1;
+        self.skipped += 1;
+    }
+
     /// Records warnings.
     pub fn warn(&mut self, warnings: &[Warning]) {
         for w in warnings {
@@ -193,6 +220,7 @@ impl Tally {
         json!({
             "stage_changes": self.rows, "accepted": self.accepted, "rejected": self.rejected,
             "expired": self.expired, "oldest_expired": self.oldest_expired,
+            "skipped": self.skipped,
             "rejected_by_rule": self.by_rule, "dropped_by_rule": self.dropped_by_rule,
             "warnings_by_rule": self.warnings_by_rule,
         })
@@ -206,6 +234,12 @@ impl Tally {
         );
         if let Some(e) = expired_summary(self.expired, self.oldest_expired) {
             s.push_str(&format!("\n{e}"));
+        }
+        if self.skipped > 0 {
+            s.push_str(&format!(
+                "\nskipped: {}, leads made by Meta's Lead Ads testing tool (never sent, not an error)",
+                self.skipped
+            ));
         }
         if !self.by_rule.is_empty() {
             s.push_str("\nrejected by rule:");

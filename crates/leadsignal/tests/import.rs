@@ -69,11 +69,18 @@ fn write_csv(path: &Path, leads: u64, bad: u64) -> u64 {
             .enumerate()
         {
             rows += 1;
-            let id = if bad > 0 && rows % bad == 0 {
-                "1.23457E+15".to_string()
-            } else {
-                (1_000_000_000_000_000 + lead).to_string()
-            };
+            // A bad row: a lead ID Excel mangled, and nothing else that
+            // identifies the lead.
+            if bad > 0 && rows % bad == 0 {
+                writeln!(
+                    w,
+                    "1.23457E+15,{stage},{},,,Austin {lead},US",
+                    NOW - 86_400 + i as i64 * 60
+                )
+                .unwrap();
+                continue;
+            }
+            let id = 1_000_000_000_000_000 + lead;
             writeln!(
                 w,
                 "{id},{stage},{},p{lead}@example.com,(650) 555-{:04},Austin,US",

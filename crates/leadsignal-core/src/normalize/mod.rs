@@ -9,10 +9,13 @@ mod email;
 mod gender;
 mod location;
 mod phone;
+mod placeholder;
 mod text;
 
 pub use country::{lookup_country, CountryCode};
 pub use dob::DateOrder;
+pub use placeholder::fold_extra as fold_placeholder;
+pub(crate) use placeholder::is_extra as is_extra_placeholder;
 
 use crate::hash::Sha256;
 use std::borrow::Cow;
@@ -81,6 +84,23 @@ impl Field {
             Field::Zp => "zp",
             Field::Country => "country",
             Field::ExternalId => "external_id",
+        }
+    }
+
+    /// The rule of a placeholder value in this field (`em.placeholder`).
+    pub fn placeholder_rule(self) -> &'static str {
+        match self {
+            Field::Em => "em.placeholder",
+            Field::Ph => "ph.placeholder",
+            Field::Fn => "fn.placeholder",
+            Field::Ln => "ln.placeholder",
+            Field::Ge => "ge.placeholder",
+            Field::Db => "db.placeholder",
+            Field::Ct => "ct.placeholder",
+            Field::St => "st.placeholder",
+            Field::Zp => "zp.placeholder",
+            Field::Country => "country.placeholder",
+            Field::ExternalId => "external_id.placeholder",
         }
     }
 
@@ -217,6 +237,12 @@ pub fn normalize_into(
     if let Some(rule) = lossy_encoding(field, value) {
         return Err(DropReason::new(rule, LOSSY_MESSAGE));
     }
+    if placeholder::is_placeholder(field, value) {
+        return Err(DropReason::new(
+            field.placeholder_rule(),
+            PLACEHOLDER_MESSAGE,
+        ));
+    }
     match field {
         Field::Em => email::normalize(value, out)?,
         Field::Ph => phone::normalize(value, ctx.country, out)?,
@@ -239,6 +265,8 @@ pub fn normalize_into(
     }
     Ok(None)
 }
+
+pub(crate) const PLACEHOLDER_MESSAGE: &str = "is a placeholder (N/A, unknown, -, test, an all-zero or counting phone, noemail@...), not the person's data: hashed it would match no one, or everyone who typed the same";
 
 const LOSSY_MESSAGE: &str = "has a '?' (or U+FFFD) where a letter was: the file was saved in an encoding without that letter (Excel's \"CSV (Comma delimited)\" turns Ł into ?), so its hash would match no one; export the file as CSV UTF-8";
 
@@ -309,7 +337,10 @@ mod tests {
     #[test]
     fn greek_capital_sigma_lowercases_to_final_sigma_at_a_words_end() {
         assert_eq!(rule(Field::Fn, "ΟΔΥΣΣΕΑΣ").as_deref(), Ok("οδυσσεας"));
-        assert_eq!(rule(Field::Ln, "ΠΑΠΑΔΟΠΟΥΛΟΣ").as_deref(), Ok("παπαδοπουλος"));
+        assert_eq!(
+            rule(Field::Ln, "ΠΑΠΑΔΟΠΟΥΛΟΣ").as_deref(),
+            Ok("παπαδοπουλος")
+        );
         assert_eq!(rule(Field::Fn, "Σοφία").as_deref(), Ok("σοφία"));
         // Each word's end, though the space itself goes.
         assert_eq!(

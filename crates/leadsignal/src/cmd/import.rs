@@ -250,6 +250,12 @@ pub fn text(s: &Summary) -> String {
     if r.released > 0 {
         out.push_str(&format!(", {} held events released", r.released));
     }
+    if r.skipped > 0 {
+        out.push_str(&format!(
+            ", {} skipped (leads made by Meta's Lead Ads testing tool)",
+            r.skipped
+        ));
+    }
     if s.footer_lines > 0 {
         out.push_str(&format!("; footer skipped ({} lines)", s.footer_lines));
     }

@@ -106,9 +106,20 @@ pub fn run(config: Option<&Path>, a: Args) -> anyhow::Result<ExitCode> {
             writeln!(out, "  {n:>8}  {e}")?;
         }
     }
-    if !s.rejected_by_rule.is_empty() {
+    if let Some(n) = s.rejected_by_rule.get(leadsignal_core::TEST_LEAD) {
+        writeln!(
+            out,
+            "skipped input rows: {n} leads made by Meta's Lead Ads testing tool (never sent)"
+        )?;
+    }
+    let rejected: Vec<_> = s
+        .rejected_by_rule
+        .iter()
+        .filter(|(rule, _)| *rule != leadsignal_core::TEST_LEAD)
+        .collect();
+    if !rejected.is_empty() {
         writeln!(out, "rejected input rows by rule:")?;
-        for (rule, n) in &s.rejected_by_rule {
+        for (rule, n) in rejected {
             writeln!(out, "  {rule:<34} {n}")?;
         }
     }

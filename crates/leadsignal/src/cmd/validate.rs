@@ -2,7 +2,9 @@
 
 use crate::config::Config;
 use crate::intake::{self, Checked, Identities};
-use crate::report::{dropped_lines, expired_line, violation_lines, warning_lines, Style, Tally};
+use crate::report::{
+    dropped_lines, expired_line, skipped_lines, violation_lines, warning_lines, Style, Tally,
+};
 use leadsignal_core::{Origin, Prepared};
 use leadsignal_sources::{Detected, FileRows};
 use std::io::Write;
@@ -93,6 +95,14 @@ pub fn run(config: Option<&Path>, a: Args) -> anyhow::Result<ExitCode> {
                 }
             }
             match checked {
+                Checked::Rejected {
+                    origin, violations, ..
+                } if intake::skipped(&violations) => {
+                    tally.skip();
+                    for line in skipped_lines(&origin, &violations, style) {
+                        writeln!(out, "{line}")?;
+                    }
+                }
                 Checked::Rejected {
                     origin, violations, ..
                 } => {

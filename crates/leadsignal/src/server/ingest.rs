@@ -95,6 +95,9 @@ pub struct IngestAnswer {
     /// Older than Meta's 7-day window: stored as a stage of the lead, never
     /// sent (not an error).
     pub expired: usize,
+    /// Not production data (leads made by Meta's testing tool): kept aside,
+    /// never sent, not an error.
+    pub skipped: usize,
     /// Not stage changes (e.g. another HubSpot property).
     pub ignored: usize,
     /// Rejected (and quarantined), with field and rule.
@@ -108,7 +111,8 @@ pub struct IngestAnswer {
 pub struct ItemAnswer {
     /// 1-based position in the body.
     pub item: u64,
-    /// `accepted`, `already_known`, `held`, `expired`, `ignored` or `rejected`.
+    /// `accepted`, `already_known`, `held`, `expired`, `skipped` (a Meta test
+    /// lead), `ignored` or `rejected`.
     pub status: String,
     /// The stage as Meta receives it (`event_name`).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -434,6 +438,7 @@ async fn receive_to(
             ItemOutcome::AlreadyKnown => "already_known",
             ItemOutcome::Held => "held",
             ItemOutcome::Expired => "expired",
+            ItemOutcome::Skipped => "skipped",
             ItemOutcome::Rejected => "rejected",
         }
         .into();
@@ -445,6 +450,7 @@ async fn receive_to(
         already_known: count("already_known"),
         held: count("held"),
         expired: count("expired"),
+        skipped: count("skipped"),
         ignored: count("ignored"),
         rejected: count("rejected"),
         items: answers,
