@@ -13,6 +13,7 @@ mod codec;
 mod model;
 mod pg;
 mod plan;
+mod recover;
 mod sqlite;
 mod walk;
 

@@ -137,6 +137,12 @@ pub struct EnqueueReport {
     pub expired: u64,
     /// The oldest expired stage change's time (Unix seconds).
     pub oldest_expired: Option<i64>,
+    /// Stage changes stored with a lead ID recovered from the lead index
+    /// (by their e-mail or phone).
+    pub recovered: u64,
+    /// Stage changes without a lead ID whose e-mail or phone belongs to
+    /// several leads of the index: no lead ID attached.
+    pub ambiguous: u64,
     /// Rows that are not production data (leads made by Meta's Lead Ads
     /// testing tool): kept in the quarantine with their rule, never sent,
     /// not an error.
@@ -212,6 +218,8 @@ impl EnqueueReport {
         self.released += o.released;
         self.expired += o.expired;
         self.skipped += o.skipped;
+        self.recovered += o.recovered;
+        self.ambiguous += o.ambiguous;
         self.oldest_expired = match (self.oldest_expired, o.oldest_expired) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),

@@ -15,6 +15,7 @@ use crate::model::*;
 use crate::plan::{
     leads_of, plan, rank, stage_index, Known, LeadSpec, LoadedLead, Plan, RowEvent, Update,
 };
+use crate::recover::{self, IndexKey};
 use crate::{Outbox, StoreError};
 use postgres::error::SqlState;
 use postgres::types::ToSql;
@@ -23,7 +24,10 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 
 /// Schema migrations, in order; `leadsignal_schema.version` is the number applied.
-const MIGRATIONS: &[&str] = &[include_str!("pg_schema.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("pg_schema.sql"),
+    include_str!("pg_schema_2.sql"),
+];
 
 /// Serializes migrations of workers starting together (any number, fixed).
 const MIGRATION_LOCK: i64 = 0x6c65_6164_7369_676e;
@@ -211,7 +215,8 @@ fn load_leads(
           ORDER BY k
          ON CONFLICT (dataset_id, lead_key) DO UPDATE
             SET crm_id = coalesce(leads.crm_id, EXCLUDED.crm_id),
-                created_at = coalesce(leads.created_at, EXCLUDED.created_at)
+                created_at = coalesce(leads.created_at, EXCLUDED.created_at),
+                lead_id = coalesce(leads.lead_id, EXCLUDED.lead_id)
          RETURNING id, lead_key, xmax = 0",
         &[&dataset, &now, &keys, &lead_ids, &crm_ids, &created],
     )?;
@@ -254,6 +259,51 @@ fn load_leads(
         .collect()
 }
 
+/// The lead index's entries for `keys` (recover.rs).
+fn load_index(
+    tx: &mut Transaction<'_>,
+    dataset: &str,
+    keys: &[IndexKey],
+) -> Result<Vec<(IndexKey, i64, Option<i64>)>, StoreError> {
+    if keys.is_empty() {
+        return Ok(Vec::new());
+    }
+    let digests: Vec<&[u8]> = keys.iter().map(|k| &k[..]).collect();
+    let mut out = Vec::new();
+    for r in tx.query(
+        "SELECT digest, lead_id, created_at FROM lead_index WHERE dataset_id = $1 AND digest = ANY($2)",
+        &[&dataset, &digests],
+    )? {
+        let d: Vec<u8> = r.get(0);
+        if let Ok(k) = IndexKey::try_from(d.as_slice()) {
+            out.push((k, r.get(1), r.get(2)));
+        }
+    }
+    Ok(out)
+}
+
+/// Adds the batch's leads to the lead index.
+fn write_index(
+    tx: &mut Transaction<'_>,
+    dataset: &str,
+    entries: &[(IndexKey, i64, Option<i64>)],
+) -> Result<(), StoreError> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let digests: Vec<&[u8]> = entries.iter().map(|e| &e.0[..]).collect();
+    let ids: Vec<i64> = entries.iter().map(|e| e.1).collect();
+    let created: Vec<Option<i64>> = entries.iter().map(|e| e.2).collect();
+    tx.execute(
+        "INSERT INTO lead_index (dataset_id, digest, lead_id, created_at)
+         SELECT $1, d, i, c FROM unnest($2::bytea[], $3::bigint[], $4::bigint[]) AS u(d, i, c)
+         ON CONFLICT (dataset_id, digest, lead_id)
+            DO UPDATE SET created_at = coalesce(lead_index.created_at, EXCLUDED.created_at)",
+        &[&dataset, &digests, &ids, &created],
+    )?;
+    Ok(())
+}
+
 /// Writes what the planner decided: one statement per table.
 fn write(
     tx: &mut Transaction<'_>,
@@ -281,11 +331,12 @@ fn write(
     let source_of = |name: &str| source_ids.get(name).copied().unwrap_or(0);
     if !plan.inserts.is_empty() {
         let rows = &plan.inserts;
-        // Inferred stages are encoded here; the others came encoded.
+        // Events made here (inferred, recovered) are encoded here; the
+        // others came encoded.
         let encoded: Vec<Option<Vec<u8>>> = rows
             .iter()
             .map(|r| match &r.event {
-                RowEvent::Inferred(p) => Some(crate::codec::encode(&p.event)),
+                RowEvent::Owned(p) => Some(crate::codec::encode(&p.event)),
                 RowEvent::Given(..) => None,
             })
             .collect();
@@ -311,18 +362,21 @@ fn write(
         let not_before: Vec<i64> = rows.iter().map(|r| r.not_before).collect();
         let sources: Vec<i64> = rows.iter().map(|r| source_of(&r.origin.source)).collect();
         let lines: Vec<i64> = rows.iter().map(|r| r.origin.line as i64).collect();
+        let recovered: Vec<bool> = rows.iter().map(|r| r.recovered).collect();
         tx.execute(
             "INSERT INTO outbox (lead, dataset_id, stage, stage_rank, event_time, event_id, payload, send_by,
-                                 state, inferred, next_attempt_at, source, line, created_at, settled_at, last_error)
+                                 state, inferred, next_attempt_at, source, line, created_at, settled_at, last_error,
+                                 recovered)
              SELECT le, $1, st, ra, et, ei, pa, sb, sa, inf, nb, so, li, $2,
-                    CASE sa WHEN 'expired' THEN $2::bigint END, CASE sa WHEN 'expired' THEN $15::text END
+                    CASE sa WHEN 'expired' THEN $2::bigint END, CASE sa WHEN 'expired' THEN $15::text END, rec
                FROM unnest($3::bigint[], $4::text[], $5::bigint[], $6::bigint[], $7::text[], $8::bytea[],
-                           $9::bigint[], $10::text[], $11::bool[], $12::bigint[], $13::bigint[], $14::bigint[])
-                    WITH ORDINALITY AS u(le, st, ra, et, ei, pa, sb, sa, inf, nb, so, li, n)
+                           $9::bigint[], $10::text[], $11::bool[], $12::bigint[], $13::bigint[], $14::bigint[],
+                           $16::bool[])
+                    WITH ORDINALITY AS u(le, st, ra, et, ei, pa, sb, sa, inf, nb, so, li, rec, n)
               ORDER BY n",
             &[
                 &dataset, &now, &leads, &stages, &ranks, &times, &event_ids, &payloads, &send_by, &states,
-                &inferred, &not_before, &sources, &lines, &EXPIRED_ON_ARRIVAL,
+                &inferred, &not_before, &sources, &lines, &EXPIRED_ON_ARRIVAL, &recovered,
             ],
         )?;
     }
@@ -331,29 +385,33 @@ fn write(
             Update::Replace {
                 row,
                 expired,
-                prepared,
-                payload,
+                event,
+                recovered,
                 origin,
             } => {
+                let prepared = event.prepared();
                 let e = &prepared.event;
+                let mut buf = Vec::new();
                 tx.execute(
                     "UPDATE outbox SET event_time = $2, event_id = $3, payload = $4, send_by = $5,
                             inferred = false, source = $6, line = $7,
                             state = CASE WHEN $8 THEN 'expired' ELSE state END,
                             settled_at = CASE WHEN $8 THEN $9::bigint ELSE settled_at END,
-                            last_error = CASE WHEN $8 THEN $10::text ELSE last_error END
+                            last_error = CASE WHEN $8 THEN $10::text ELSE last_error END,
+                            recovered = $11
                       WHERE id = $1",
                     &[
                         row,
                         &e.event_time,
                         &e.event_id.as_str(),
-                        &payload.as_bytes(),
+                        &event.payload(&mut buf),
                         &prepared.send_by,
                         &source_of(&origin.source),
                         &(origin.line as i64),
                         expired,
                         &now,
                         &EXPIRED_ON_ARRIVAL,
+                        recovered,
                     ],
                 )?;
             }
@@ -427,10 +485,13 @@ impl Outbox for PgOutbox {
     ) -> Result<EnqueueReport, StoreError> {
         self.tx(|tx| {
             let dataset = &*ctx.prepare.dataset_id;
-            let specs = leads_of(batch);
+            let found = load_index(tx, dataset, &recover::wanted(batch))?;
+            let recoveries = recover::recover(batch, &found);
+            let specs = leads_of(batch, &recoveries);
             let leads = load_leads(tx, dataset, &specs, ctx.now)?;
-            let plan = plan(batch, ctx, &specs, leads);
+            let plan = plan(batch, ctx, &specs, leads, &recoveries);
             write(tx, dataset, ctx.now, &plan)?;
+            write_index(tx, dataset, &recover::entries(batch))?;
             if let Some((source, value)) = cursor {
                 tx.execute(
                     "INSERT INTO source_cursors (source, cursor) VALUES ($1, $2)

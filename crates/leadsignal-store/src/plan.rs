@@ -9,6 +9,7 @@
 //! quarantine records) in one transaction.
 
 use crate::model::*;
+use crate::recover::Recovery;
 use leadsignal_core::{LeadKey, Origin, Prepared, StageIndex, StageRef, TEST_LEAD};
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -40,11 +41,13 @@ pub(crate) struct LeadSpec<'b> {
     pub created_at: Option<i64>,
 }
 
-/// The distinct leads of a batch's events, in order of first appearance.
-pub(crate) fn leads_of(batch: &[Incoming]) -> Vec<LeadSpec<'_>> {
-    let mut seen: HashMap<&LeadKey, ()> = HashMap::new();
-    let mut out = Vec::new();
-    for item in batch {
+/// The distinct leads of a batch's events, in order of first appearance,
+/// with the lead IDs (and creation times) recovery found for them
+/// (`recoveries[i]` is item `i`'s).
+pub(crate) fn leads_of<'b>(batch: &'b [Incoming], recoveries: &[Recovery]) -> Vec<LeadSpec<'b>> {
+    let mut seen: HashMap<&LeadKey, usize> = HashMap::new();
+    let mut out: Vec<LeadSpec<'b>> = Vec::new();
+    for (i, item) in batch.iter().enumerate() {
         if let Incoming::Event {
             prepared,
             crm_id,
@@ -52,13 +55,35 @@ pub(crate) fn leads_of(batch: &[Incoming]) -> Vec<LeadSpec<'_>> {
             ..
         } = item
         {
-            if seen.insert(&prepared.lead_key, ()).is_none() {
-                out.push(LeadSpec {
-                    key: &prepared.lead_key,
-                    lead_id: prepared.event.user_data.lead_id.map(|l| l.get() as i64),
-                    crm_id: crm_id.as_deref(),
-                    created_at: *lead_created_at,
-                });
+            let (recovered, created) = match recoveries.get(i) {
+                Some(Recovery::Found {
+                    lead_id,
+                    created_at,
+                }) => (Some(lead_id.get() as i64), *created_at),
+                _ => (None, None),
+            };
+            let lead_id = prepared
+                .event
+                .user_data
+                .lead_id
+                .map(|l| l.get() as i64)
+                .or(recovered);
+            let created_at = lead_created_at.or(created);
+            match seen.get(&prepared.lead_key) {
+                Some(&at) => {
+                    let spec = &mut out[at];
+                    spec.lead_id = spec.lead_id.or(lead_id);
+                    spec.created_at = spec.created_at.or(created_at);
+                }
+                None => {
+                    seen.insert(&prepared.lead_key, out.len());
+                    out.push(LeadSpec {
+                        key: &prepared.lead_key,
+                        lead_id,
+                        crm_id: crm_id.as_deref(),
+                        created_at,
+                    });
+                }
             }
         }
     }
@@ -88,12 +113,13 @@ pub(crate) struct LoadedLead {
     pub known: Vec<Known>,
 }
 
-/// The event of a new row.
+/// The event of a row.
 pub(crate) enum RowEvent<'b> {
     /// A stage change of the batch, with its stored form.
     Given(&'b Prepared, &'b Payload),
-    /// An earlier stage the `fill` policy added (encoded when written).
-    Inferred(Box<Prepared>),
+    /// An event made here (encoded when written): an earlier stage the
+    /// `fill` policy added, or a stage change with a recovered lead ID.
+    Owned(Box<Prepared>),
 }
 
 impl RowEvent<'_> {
@@ -101,7 +127,18 @@ impl RowEvent<'_> {
     pub fn prepared(&self) -> &Prepared {
         match self {
             RowEvent::Given(p, _) => p,
-            RowEvent::Inferred(p) => p,
+            RowEvent::Owned(p) => p,
+        }
+    }
+
+    /// Its stored form: given, or encoded into `buf`.
+    pub fn payload<'a>(&'a self, buf: &'a mut Vec<u8>) -> &'a [u8] {
+        match self {
+            RowEvent::Given(_, payload) => payload.as_bytes(),
+            RowEvent::Owned(p) => {
+                crate::codec::encode_into(&p.event, buf);
+                buf
+            }
         }
     }
 }
@@ -117,6 +154,8 @@ pub(crate) struct NewRow<'b> {
     pub state: State,
     /// Added by the `fill` policy.
     pub inferred: bool,
+    /// Its lead ID was recovered from the lead index.
+    pub recovered: bool,
     /// Where it came from.
     pub origin: &'b Origin,
     /// Not to be claimed before (Unix seconds; 0: at once).
@@ -134,9 +173,9 @@ pub(crate) enum Update<'b> {
         /// The real change is older than Meta's window.
         expired: bool,
         /// The real event.
-        prepared: &'b Prepared,
-        /// Its stored form.
-        payload: &'b Payload,
+        event: RowEvent<'b>,
+        /// Its lead ID was recovered.
+        recovered: bool,
         /// Where it came from.
         origin: &'b Origin,
     },
@@ -197,6 +236,7 @@ pub(crate) fn plan<'b>(
     ctx: &EnqueueContext<'_>,
     specs: &[LeadSpec<'b>],
     leads: Vec<LoadedLead>,
+    recoveries: &[Recovery],
 ) -> Plan<'b> {
     let mut by_key: HashMap<&'b LeadKey, (i64, Vec<Stage>)> = HashMap::with_capacity(specs.len());
     for (spec, lead) in specs.iter().zip(leads) {
@@ -223,7 +263,7 @@ pub(crate) fn plan<'b>(
             report: EnqueueReport::default(),
         },
     };
-    for item in batch {
+    for (i, item) in batch.iter().enumerate() {
         let before = p.plan.report.clone_counts();
         match item {
             Incoming::Event {
@@ -231,8 +271,64 @@ pub(crate) fn plan<'b>(
                 payload,
                 origin,
                 not_before,
+                lead_created_at,
                 ..
-            } => p.event(prepared, payload, origin, not_before.unwrap_or(0)),
+            } => {
+                let not_before = not_before.unwrap_or(0);
+                match recoveries.get(i).copied().unwrap_or(Recovery::None) {
+                    Recovery::Found {
+                        lead_id,
+                        created_at,
+                    } => {
+                        // Meta's lead ID, from the lead index; the event's
+                        // identity (lead key, event_id) stays the CRM's.
+                        let mut owned = Box::new((**prepared).clone());
+                        owned.event.user_data.lead_id = Some(lead_id);
+                        let mut late = Vec::new();
+                        if lead_created_at.is_none() {
+                            ctx.prepare.time.check(
+                                owned.event.event_time,
+                                created_at,
+                                ctx.now,
+                                &mut late,
+                            );
+                        }
+                        if late.is_empty() {
+                            let stored = p.plan.report.accepted + p.plan.report.expired;
+                            p.event(RowEvent::Owned(owned), true, origin, not_before);
+                            if p.plan.report.accepted + p.plan.report.expired > stored {
+                                p.plan.report.recovered += 1;
+                            }
+                        } else {
+                            let fingerprint = format!("{}:recovered", owned.event.event_id);
+                            for v in late {
+                                p.quarantine(QuarantineRow {
+                                    origin,
+                                    fingerprint: Cow::Owned(fingerprint.clone()),
+                                    rule: v.code,
+                                    field: v.field.unwrap_or(""),
+                                    message: Cow::Owned(format!(
+                                        "{} (the lead's creation time comes from the lead ID recovered by its e-mail or phone)",
+                                        v.message
+                                    )),
+                                });
+                            }
+                            p.plan.report.rejected += 1;
+                        }
+                    }
+                    found => {
+                        if found == Recovery::Ambiguous {
+                            p.plan.report.ambiguous += 1;
+                        }
+                        p.event(
+                            RowEvent::Given(prepared, payload),
+                            false,
+                            origin,
+                            not_before,
+                        );
+                    }
+                }
+            }
             Incoming::Rejected {
                 origin,
                 fingerprint,
@@ -284,14 +380,15 @@ impl<'b> Planner<'b, '_> {
         self.plan.quarantine.push(q);
     }
 
-    fn event(
-        &mut self,
-        p: &'b Prepared,
-        payload: &'b Payload,
-        origin: &'b Origin,
-        not_before: i64,
-    ) {
+    fn event(&mut self, ev: RowEvent<'b>, recovered: bool, origin: &'b Origin, not_before: i64) {
         let ctx = self.ctx;
+        // The prepared event, owned or borrowed from the batch, kept apart
+        // from `ev` (which moves into a row).
+        let shared = match &ev {
+            RowEvent::Given(p, _) => Cow::Borrowed(*p),
+            RowEvent::Owned(p) => Cow::Owned((**p).clone()),
+        };
+        let p: &Prepared = &shared;
         let key = &p.lead_key;
         let (lead, known) = self.leads.get_mut(key).expect("every lead is loaded");
         let lead = *lead;
@@ -310,14 +407,15 @@ impl<'b> Planner<'b, '_> {
                     Row::Stored(row) => self.plan.updates.push(Update::Replace {
                         row,
                         expired,
-                        prepared: p,
-                        payload,
+                        event: ev,
+                        recovered,
                         origin,
                     }),
                     Row::New(i) => {
                         let r = &mut self.plan.inserts[i];
-                        r.event = RowEvent::Given(p, payload);
+                        r.event = ev;
                         r.inferred = false;
+                        r.recovered = recovered;
                         r.origin = origin;
                         if expired {
                             r.state = State::Expired;
@@ -337,9 +435,10 @@ impl<'b> Planner<'b, '_> {
             let has_held = known.iter().any(|k| k.state == State::Held);
             self.insert(NewRow {
                 lead,
-                event: RowEvent::Given(p, payload),
+                event: ev,
                 state: State::Expired,
                 inferred: false,
+                recovered,
                 origin,
                 not_before,
             });
@@ -365,9 +464,10 @@ impl<'b> Planner<'b, '_> {
                         let inferred = Box::new(p.inferred(m, ctx.prepare));
                         self.insert(NewRow {
                             lead,
-                            event: RowEvent::Inferred(inferred),
+                            event: RowEvent::Owned(inferred),
                             state: State::Pending,
                             inferred: true,
+                            recovered,
                             origin,
                             not_before,
                         });
@@ -399,9 +499,10 @@ impl<'b> Planner<'b, '_> {
         };
         self.insert(NewRow {
             lead,
-            event: RowEvent::Given(p, payload),
+            event: ev,
             state,
             inferred: false,
+            recovered,
             origin,
             not_before,
         });

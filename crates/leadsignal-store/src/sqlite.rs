@@ -2,9 +2,8 @@
 
 use crate::checkpoint::Checkpointer;
 use crate::model::*;
-use crate::plan::{
-    leads_of, plan, rank, stage_index, Known, LeadSpec, LoadedLead, Plan, RowEvent, Update,
-};
+use crate::plan::{leads_of, plan, rank, stage_index, Known, LeadSpec, LoadedLead, Plan, Update};
+use crate::recover::{self, IndexKey};
 use crate::walk::Walk;
 use crate::{Outbox, StoreError};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
@@ -100,6 +99,19 @@ CREATE TABLE source_cursors (
     cursor  TEXT NOT NULL
 );
 "#,
+    r#"
+-- The leads Meta generated, by the SHA-256 of their e-mails and phones
+-- (recover.rs): a stage change that lost its lead ID gets it back.
+CREATE TABLE lead_index (
+    dataset_id  TEXT NOT NULL,
+    digest      BLOB NOT NULL,           -- 'e' or 'p', then the 32-byte digest
+    lead_id     INTEGER NOT NULL,
+    created_at  INTEGER,
+    PRIMARY KEY (dataset_id, digest, lead_id)
+) WITHOUT ROWID;
+-- Sent with a lead ID recovered from the index.
+ALTER TABLE outbox ADD COLUMN recovered INTEGER NOT NULL DEFAULT 0;
+"#,
 ];
 
 /// The embedded outbox.
@@ -131,9 +143,9 @@ const INSERT_LEAD: &str =
      VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
 /// `?15`: the reason of a row stored as expired (too old on arrival).
 const INSERT_EVENT: &str = "INSERT INTO outbox (lead, dataset_id, stage, stage_rank, event_time, event_id, payload, send_by,
-                         state, inferred, next_attempt_at, source, line, created_at, settled_at, last_error)
+                         state, inferred, next_attempt_at, source, line, created_at, settled_at, last_error, recovered)
      VALUES (?1, ?13, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?14, ?10, ?11, ?12,
-             CASE ?8 WHEN 'expired' THEN ?12 END, CASE ?8 WHEN 'expired' THEN ?15 END)";
+             CASE ?8 WHEN 'expired' THEN ?12 END, CASE ?8 WHEN 'expired' THEN ?15 END, ?16)";
 
 impl SqliteOutbox {
     /// Delivery bookkeeping (leases, sent marks, retries) commits with
@@ -392,9 +404,10 @@ impl Tx<'_> {
                 .query_row(params![self.dataset, &key], |r| r.get(0))?;
             self.tx
                 .prepare_cached(
-                    "UPDATE leads SET crm_id = coalesce(crm_id, ?2), created_at = coalesce(created_at, ?3) WHERE id = ?1",
+                    "UPDATE leads SET crm_id = coalesce(crm_id, ?2), created_at = coalesce(created_at, ?3),
+                                      lead_id = coalesce(lead_id, ?4) WHERE id = ?1",
                 )?
-                .execute(params![id, spec.crm_id, spec.created_at])?;
+                .execute(params![id, spec.crm_id, spec.created_at, spec.lead_id])?;
             let known = self
                 .tx
                 .prepare_cached(
@@ -414,6 +427,42 @@ impl Tx<'_> {
             out.push(LoadedLead { id, known });
         }
         Ok(out)
+    }
+
+    /// The lead index's entries for `keys` (recover.rs).
+    fn load_index(
+        &mut self,
+        keys: &[IndexKey],
+    ) -> Result<Vec<(IndexKey, i64, Option<i64>)>, StoreError> {
+        let mut out = Vec::new();
+        if keys.is_empty() {
+            return Ok(out);
+        }
+        let mut q = self.tx.prepare_cached(
+            "SELECT lead_id, created_at FROM lead_index WHERE dataset_id = ?1 AND digest = ?2",
+        )?;
+        for k in keys {
+            let rows = q.query_map(params![self.dataset, &k[..]], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?;
+            for row in rows {
+                let (id, created) = row?;
+                out.push((*k, id, created));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Adds the batch's leads to the lead index.
+    fn write_index(&mut self, entries: &[(IndexKey, i64, Option<i64>)]) -> Result<(), StoreError> {
+        let mut q = self.tx.prepare_cached(
+            "INSERT INTO lead_index (dataset_id, digest, lead_id, created_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT DO UPDATE SET created_at = coalesce(created_at, excluded.created_at)",
+        )?;
+        for (k, id, created) in entries {
+            q.execute(params![self.dataset, &k[..], id, created])?;
+        }
+        Ok(())
     }
 
     /// Writes what the planner decided.
@@ -447,13 +496,7 @@ impl Tx<'_> {
             let p = row.event.prepared();
             let e = &p.event;
             let source = self.source_id(&row.origin.source)?;
-            let bytes = match &row.event {
-                RowEvent::Given(_, payload) => payload.as_bytes(),
-                RowEvent::Inferred(p) => {
-                    crate::codec::encode_into(&p.event, &mut self.payload);
-                    &self.payload
-                }
-            };
+            let bytes = row.event.payload(&mut self.payload);
             insert.execute(params![
                 row.lead,
                 &*e.event_name,
@@ -469,7 +512,8 @@ impl Tx<'_> {
                 self.now,
                 self.dataset,
                 row.not_before,
-                EXPIRED_ON_ARRIVAL
+                EXPIRED_ON_ARRIVAL,
+                row.recovered
             ])?;
         }
         for u in &plan.updates {
@@ -477,32 +521,36 @@ impl Tx<'_> {
                 Update::Replace {
                     row,
                     expired,
-                    prepared,
-                    payload,
+                    event,
+                    recovered,
                     origin,
                 } => {
+                    let prepared = event.prepared();
                     let e = &prepared.event;
                     let source = self.source_id(&origin.source)?;
+                    let mut buf = Vec::new();
                     self.tx
                         .prepare_cached(
                             "UPDATE outbox SET event_time = ?2, event_id = ?3, payload = ?4, send_by = ?5,
                                     inferred = 0, source = ?6, line = ?7,
                                     state = CASE WHEN ?8 THEN 'expired' ELSE state END,
                                     settled_at = CASE WHEN ?8 THEN ?9 ELSE settled_at END,
-                                    last_error = CASE WHEN ?8 THEN ?10 ELSE last_error END
+                                    last_error = CASE WHEN ?8 THEN ?10 ELSE last_error END,
+                                    recovered = ?11
                               WHERE id = ?1",
                         )?
                         .execute(params![
                             row,
                             e.event_time,
                             e.event_id.as_str(),
-                            payload.as_bytes(),
+                            event.payload(&mut buf),
                             prepared.send_by,
                             source,
                             origin.line as i64,
                             expired,
                             self.now,
-                            EXPIRED_ON_ARRIVAL
+                            EXPIRED_ON_ARRIVAL,
+                            recovered
                         ])?;
                 }
                 Update::Release { row } => {
@@ -591,10 +639,13 @@ impl Outbox for SqliteOutbox {
             dataset: &ctx.prepare.dataset_id,
             now: ctx.now,
         };
-        let specs = leads_of(batch);
+        let found = t.load_index(&recover::wanted(batch))?;
+        let recoveries = recover::recover(batch, &found);
+        let specs = leads_of(batch, &recoveries);
         let leads = t.load_leads(&specs)?;
-        let plan = plan(batch, ctx, &specs, leads);
+        let plan = plan(batch, ctx, &specs, leads, &recoveries);
         t.write(&plan)?;
+        t.write_index(&recover::entries(batch))?;
         let inserted = plan.inserts.len();
         let report = plan.report;
         drop(t);

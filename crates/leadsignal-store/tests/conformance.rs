@@ -37,6 +37,7 @@ conformance!(
     fill_policy_infers_missing_earlier_stages_in_order,
     hold_policy_waits_for_earlier_stages,
     history_older_than_the_window_is_stored_expired,
+    lead_ids_are_recovered_from_the_lead_index,
     reject_policy_quarantines_with_a_reason,
     rejected_rows_are_quarantined_once,
     claim_orders_by_deadline_keeps_lead_order_and_leases,
@@ -132,6 +133,141 @@ fn history_older_than_the_window_is_stored_expired(b: &dyn Backend) {
             st("Marketing Qualified Lead", "pending", false)
         ]
     );
+}
+
+/// A stage change from `crm` with only contact data, as a CRM export
+/// without Meta's lead ID gives it.
+fn crm_change(
+    crm: &str,
+    stage: &str,
+    at: i64,
+    email: &str,
+    lead_id: Option<u64>,
+    created: Option<i64>,
+) -> Incoming {
+    let sc = StageChange {
+        lead_id: lead_id.map(|l| LeadId::from_u64(l).unwrap()),
+        crm_id: Some(crm.into()),
+        stage: stage.into(),
+        changed_at: at,
+        contact: leadsignal_core::Contact {
+            email: Some(email.into()),
+            ..Default::default()
+        },
+        origin: Origin::new("crm.csv", 2),
+        ..Default::default()
+    };
+    let p = prepare(&sc, &config(), NOW).unwrap();
+    Incoming::event(p, sc.origin, sc.crm_id, created)
+}
+
+fn lead_ids_are_recovered_from_the_lead_index(b: &dyn Backend) {
+    let mut s = b.open();
+    let cfg = config();
+    let c = ctx(&cfg, MissingStages::Fill);
+    // Meta's download: three leads, two sharing a family address.
+    let created = NOW - 5 * 86_400;
+    let r = s
+        .enqueue(
+            &[
+                crm_change(
+                    "",
+                    "new",
+                    created,
+                    "Jane.Roe@Example.com",
+                    Some(L1),
+                    Some(created),
+                ),
+                crm_change(
+                    "",
+                    "new",
+                    created,
+                    "family@example.com",
+                    Some(L2),
+                    Some(created),
+                ),
+                crm_change(
+                    "",
+                    "new",
+                    created,
+                    "family@example.com",
+                    Some(1_234_567_890_123_458),
+                    Some(created),
+                ),
+            ],
+            &c,
+        )
+        .unwrap();
+    assert_eq!((r.accepted, r.recovered), (3, 0));
+    // The CRM's export, without lead IDs.
+    let jane = crm_change(
+        "HS-1",
+        "mql",
+        NOW - 3600,
+        " jane.roe@example.COM",
+        None,
+        None,
+    );
+    let Incoming::Event { prepared, .. } = &jane else {
+        unreachable!()
+    };
+    let event_id = prepared.event.event_id;
+    let r = s
+        .enqueue(
+            &[
+                jane.clone(),
+                crm_change("HS-2", "mql", NOW - 3600, "family@example.com", None, None),
+                crm_change(
+                    "HS-3",
+                    "mql",
+                    NOW - 3600,
+                    "stranger@example.com",
+                    None,
+                    None,
+                ),
+                // Before Jane's lead was created (the index knows when).
+                crm_change(
+                    "HS-4",
+                    "new",
+                    created - 86_400,
+                    "jane.roe@example.com",
+                    None,
+                    None,
+                ),
+            ],
+            &c,
+        )
+        .unwrap();
+    assert_eq!((r.recovered, r.ambiguous, r.rejected), (1, 1, 1), "{r:?}");
+    assert_eq!(r.rejected_by_rule["event_time.before_lead_created"], 1);
+    // The Meta leads' and the inferred "Lead" stages go first.
+    let first = s.claim(&cfg.dataset_id, 100, 60, NOW).unwrap();
+    assert!(first.iter().all(|e| &*e.event.event_name == "Lead"));
+    let ids: Vec<i64> = first.iter().map(|e| e.id).collect();
+    s.mark_sent(&ids, None, NOW).unwrap();
+    let claimed = s.claim(&cfg.dataset_id, 100, 60, NOW).unwrap();
+    let mql: Vec<_> = claimed
+        .iter()
+        .filter(|e| &*e.event.event_name == "Marketing Qualified Lead")
+        .collect();
+    assert_eq!(mql.len(), 3);
+    let got = mql.iter().find(|e| e.event.event_id == event_id).unwrap();
+    // Meta's lead ID attached; the event's identity is still the CRM's
+    // record (same event_id, same lead key).
+    assert_eq!(got.event.user_data.lead_id.map(|l| l.get()), Some(L1));
+    assert_eq!(got.lead_key, "crm_id:HS-1");
+    // The CRM record now names the lead: a webhook naming HS-1 finds it.
+    assert_eq!(s.lead_id_of(&cfg.dataset_id, "HS-1").unwrap(), Some(L1));
+    assert_eq!(s.lead_id_of(&cfg.dataset_id, "HS-2").unwrap(), None);
+    for e in mql.iter().filter(|e| e.event.event_id != event_id) {
+        assert_eq!(
+            e.event.user_data.lead_id, None,
+            "shared or unknown: nothing attached"
+        );
+    }
+    // Imported again: nothing new, the same event.
+    let r = s.enqueue(&[jane], &c).unwrap();
+    assert_eq!((r.already_known, r.recovered), (1, 0));
 }
 
 fn enqueue_is_idempotent(b: &dyn Backend) {
