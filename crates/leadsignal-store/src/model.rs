@@ -319,6 +319,8 @@ pub struct Status {
     /// Event time of the oldest expired entry (too old when received, or
     /// not delivered before its deadline).
     pub oldest_expired_event_time: Option<i64>,
+    /// Events Meta accepted with a lead ID recovered from the lead index.
+    pub sent_with_recovered_lead_id: u64,
     /// Quarantined input rows by rule.
     pub rejected_by_rule: BTreeMap<String, u64>,
     /// Leads known.

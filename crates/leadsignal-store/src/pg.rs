@@ -890,6 +890,12 @@ impl Outbox for PgOutbox {
             s.oldest_expired_event_time = c
                 .query_one("SELECT min(event_time) FROM outbox WHERE state = 'expired'", &[])?
                 .get(0);
+            s.sent_with_recovered_lead_id = c
+                .query_one(
+                    "SELECT count(*) FROM outbox WHERE recovered AND state = 'sent'",
+                    &[],
+                )?
+                .get::<_, i64>(0) as u64;
             for r in c.query("SELECT rule, count(*) FROM quarantine GROUP BY rule", &[])? {
                 s.rejected_by_rule.insert(r.get(0), r.get::<_, i64>(1) as u64);
             }

@@ -1120,6 +1120,11 @@ impl Outbox for SqliteOutbox {
             [],
             |r| r.get(0),
         )?;
+        s.sent_with_recovered_lead_id = c.query_row(
+            "SELECT count(*) FROM outbox WHERE recovered = 1 AND state = 'sent'",
+            [],
+            |r| r.get::<_, i64>(0),
+        )? as u64;
         let mut stmt = c.prepare("SELECT rule, count(*) FROM quarantine GROUP BY rule")?;
         for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
             let (rule, n) = row?;

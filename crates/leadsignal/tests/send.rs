@@ -640,3 +640,77 @@ async fn retry_past_the_deadline_expires() {
         "{why}"
     );
 }
+
+/// The most common real setup: Meta's Lead Ads download has the lead IDs,
+/// the CRM's export (HubSpot Lead Sync keeps none) has the stage changes.
+/// Imported in that order, the CRM's events reach Meta with the lead ID of
+/// the one lead their e-mail belongs to; a shared address gives none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lead_ids_lost_by_the_crm_are_recovered_from_metas_download() {
+    let sb = sandbox_with(|_| {}).await;
+    let env = Env::new(&sb);
+    let created = now() - 2 * 86_400;
+    let t = |s: i64| {
+        chrono::DateTime::from_timestamp(s, 0)
+            .unwrap()
+            .format("%Y-%m-%dT%H:%M:%S+00:00")
+            .to_string()
+    };
+    let meta = env.path("meta.tsv");
+    let mut w = std::fs::File::create(&meta).unwrap();
+    writeln!(w, "id\tcreated_time\tfull_name\temail\tphone_number").unwrap();
+    for (id, name, email) in [
+        (1_054_367_891_260_101u64, "Jane Roe", "Jane.Roe@Example.com"),
+        (1_054_367_891_260_102, "Ann Poe", "family@example.com"),
+        (1_054_367_891_260_103, "Bo Poe", "family@example.com"),
+    ] {
+        writeln!(w, "l:{id}\t{}\t{name}\t{email}\t", t(created)).unwrap();
+    }
+    drop(w);
+    let o = env
+        .run(&[
+            "import",
+            "--preset",
+            "meta-lead-ads",
+            "--json",
+            meta.to_str().unwrap(),
+        ])
+        .await;
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let crm = env.path("hubspot.csv");
+    std::fs::write(
+        &crm,
+        format!(
+            "crm_id,stage,changed_at,email\nHS-1,mql,{},\" jane.roe@EXAMPLE.com\"\nHS-2,mql,{},family@example.com\n",
+            now() - 3600,
+            now() - 3600
+        ),
+    )
+    .unwrap();
+    let o = env.run(&["import", "--json", crm.to_str().unwrap()]).await;
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        (&v["recovered"], &v["ambiguous"]),
+        (&1.into(), &1.into()),
+        "{v}"
+    );
+    let (code, v) = env.send_json(&[]).await;
+    assert_eq!(code, 0, "{v}");
+    let mqls: Vec<Option<u64>> = sb
+        .accepted()
+        .iter()
+        .filter(|a| &*a.event_name == "Marketing Qualified Lead")
+        .map(|a| a.lead_id)
+        .collect();
+    assert_eq!(mqls.len(), 2);
+    assert!(mqls.contains(&Some(1_054_367_891_260_101)), "{mqls:?}");
+    assert!(
+        mqls.contains(&None),
+        "the shared address recovers nothing: {mqls:?}"
+    );
+    let o = env.run(&["status", "--json"]).await;
+    let s: Value = serde_json::from_slice(&o.stdout).unwrap();
+    // Jane's MQL and the "Lead" inferred before it.
+    assert_eq!(s["sent_with_recovered_lead_id"], 2, "{s}");
+}

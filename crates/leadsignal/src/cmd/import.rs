@@ -250,6 +250,18 @@ pub fn text(s: &Summary) -> String {
     if r.released > 0 {
         out.push_str(&format!(", {} held events released", r.released));
     }
+    if r.recovered > 0 {
+        out.push_str(&format!(
+            ", {} with Meta's lead ID recovered by e-mail or phone",
+            r.recovered
+        ));
+    }
+    if r.ambiguous > 0 {
+        out.push_str(&format!(
+            ", {} whose e-mail or phone belongs to several leads (no lead ID attached)",
+            r.ambiguous
+        ));
+    }
     if r.skipped > 0 {
         out.push_str(&format!(
             ", {} skipped (leads made by Meta's Lead Ads testing tool)",

@@ -81,6 +81,13 @@ pub fn run(config: Option<&Path>, a: Args) -> anyhow::Result<ExitCode> {
         )?,
         _ => writeln!(out, "nothing pending")?,
     }
+    if s.sent_with_recovered_lead_id > 0 {
+        writeln!(
+            out,
+            "sent with a lead ID recovered from the lead index (by e-mail or phone): {}",
+            s.sent_with_recovered_lead_id
+        )?;
+    }
     let expired = s.by_state.get("expired").copied().unwrap_or(0);
     if let Some(line) = crate::report::expired_summary(expired, s.oldest_expired_event_time) {
         writeln!(out, "{line}")?;
