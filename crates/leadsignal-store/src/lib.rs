@@ -103,6 +103,13 @@ pub trait Outbox {
     /// How far polled `source` has been read (`enqueue_from`).
     fn cursor(&self, source: &str) -> Result<Option<String>, StoreError>;
 
+    /// Writes what an enqueue left waiting (the SQLite outbox writes lead
+    /// index entries together, see `sqlite.rs`); the end of an import
+    /// calls it. Dropping the store does it too.
+    fn flush(&mut self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     /// Replaces the stored form of events still pending with the same lead,
     /// stage and time (an enriched version: the lead's form answers fetched
     /// from Meta), and lifts their hold; returns how many. Entries already

@@ -268,15 +268,18 @@ fn load_index(
     if keys.is_empty() {
         return Ok(Vec::new());
     }
-    let digests: Vec<&[u8]> = keys.iter().map(|k| &k[..]).collect();
+    let by_key: HashMap<i64, &IndexKey> = keys
+        .iter()
+        .map(|k| (recover::db_key(dataset, k), k))
+        .collect();
+    let db_keys: Vec<i64> = by_key.keys().copied().collect();
     let mut out = Vec::new();
     for r in tx.query(
-        "SELECT digest, lead_id, created_at FROM lead_index WHERE dataset_id = $1 AND digest = ANY($2)",
-        &[&dataset, &digests],
+        "SELECT key, lead_id, created_at FROM lead_index WHERE key = ANY($1)",
+        &[&db_keys],
     )? {
-        let d: Vec<u8> = r.get(0);
-        if let Ok(k) = IndexKey::try_from(d.as_slice()) {
-            out.push((k, r.get(1), r.get(2)));
+        if let Some(k) = by_key.get(&r.get::<_, i64>(0)) {
+            out.push((**k, r.get(1), r.get(2)));
         }
     }
     Ok(out)
@@ -291,15 +294,23 @@ fn write_index(
     if entries.is_empty() {
         return Ok(());
     }
-    let digests: Vec<&[u8]> = entries.iter().map(|e| &e.0[..]).collect();
-    let ids: Vec<i64> = entries.iter().map(|e| e.1).collect();
-    let created: Vec<Option<i64>> = entries.iter().map(|e| e.2).collect();
+    // Sorted by key: two batches writing the same entries lock them in the
+    // same order.
+    let mut rows: Vec<(i64, i64, Option<i64>)> = entries
+        .iter()
+        .map(|(k, id, c)| (recover::db_key(dataset, k), *id, *c))
+        .collect();
+    rows.sort_unstable();
+    rows.dedup_by(|a, b| a.0 == b.0 && a.1 == b.1);
+    let keys: Vec<i64> = rows.iter().map(|e| e.0).collect();
+    let ids: Vec<i64> = rows.iter().map(|e| e.1).collect();
+    let created: Vec<Option<i64>> = rows.iter().map(|e| e.2).collect();
     tx.execute(
-        "INSERT INTO lead_index (dataset_id, digest, lead_id, created_at)
-         SELECT $1, d, i, c FROM unnest($2::bytea[], $3::bigint[], $4::bigint[]) AS u(d, i, c)
-         ON CONFLICT (dataset_id, digest, lead_id)
+        "INSERT INTO lead_index (key, lead_id, created_at)
+         SELECT k, i, c FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) AS u(k, i, c)
+         ON CONFLICT (key, lead_id)
             DO UPDATE SET created_at = coalesce(lead_index.created_at, EXCLUDED.created_at)",
-        &[&dataset, &digests, &ids, &created],
+        &[&keys, &ids, &created],
     )?;
     Ok(())
 }
@@ -489,9 +500,15 @@ impl Outbox for PgOutbox {
             let recoveries = recover::recover(batch, &found);
             let specs = leads_of(batch, &recoveries);
             let leads = load_leads(tx, dataset, &specs, ctx.now)?;
+            let new: std::collections::HashSet<&leadsignal_core::LeadKey> = specs
+                .iter()
+                .zip(&leads)
+                .filter(|(_, l)| l.known.is_empty())
+                .map(|(s, _)| s.key)
+                .collect();
             let plan = plan(batch, ctx, &specs, leads, &recoveries);
             write(tx, dataset, ctx.now, &plan)?;
-            write_index(tx, dataset, &recover::entries(batch))?;
+            write_index(tx, dataset, &recover::entries(batch, |k| new.contains(k)))?;
             if let Some((source, value)) = cursor {
                 tx.execute(
                     "INSERT INTO source_cursors (source, cursor) VALUES ($1, $2)
@@ -539,6 +556,8 @@ impl Outbox for PgOutbox {
                     )?;
                 }
             }
+            // The form answers a lead's refresh brings go into the lead index.
+            write_index(tx, dataset_id, &recover::entries(batch, |_| true))?;
             Ok(n)
         })
     }

@@ -12,7 +12,7 @@
 //! same event).
 
 use crate::model::Incoming;
-use leadsignal_core::{LeadId, Sha256};
+use leadsignal_core::{LeadId, LeadKey, Sha256};
 use std::collections::HashMap;
 
 /// An index key: `e` or `p`, then the 32-byte digest of a normalized
@@ -24,6 +24,20 @@ fn key(kind: u8, h: &Sha256) -> IndexKey {
     k[0] = kind;
     k[1..].copy_from_slice(&h.0);
     k
+}
+
+/// An index key as the database stores it: 64 bits of the digest, mixed
+/// with the dataset and the kind. Eight bytes keep the index small (an
+/// import writes one entry per lead and address); two different addresses
+/// share one only with probability 2^-64 per pair.
+pub(crate) fn db_key(dataset: &str, k: &IndexKey) -> i64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    dataset.hash(&mut h);
+    k[0].hash(&mut h);
+    let mut digest = [0u8; 8];
+    digest.copy_from_slice(&k[1..9]);
+    (u64::from_le_bytes(digest) ^ h.finish()) as i64
 }
 
 /// The index keys of an event's e-mails and phones.
@@ -60,25 +74,35 @@ pub(crate) fn wanted(batch: &[Incoming]) -> Vec<IndexKey> {
 }
 
 /// What the batch adds to the index: each e-mail and phone of an event
-/// that carries a lead ID, with the lead's creation time when given.
-pub(crate) fn entries(batch: &[Incoming]) -> Vec<(IndexKey, i64, Option<i64>)> {
+/// that carries a lead ID, with the lead's creation time when given; only
+/// for the leads `new` says (an import indexes a lead when it first sees
+/// it, not again with each of its stages or each re-import).
+pub(crate) fn entries(
+    batch: &[Incoming],
+    new: impl Fn(&LeadKey) -> bool,
+) -> Vec<(IndexKey, i64, Option<i64>)> {
     let mut out: Vec<(IndexKey, i64, Option<i64>)> = Vec::new();
     for item in batch {
         let (
             Some(id),
             Incoming::Event {
-                lead_created_at, ..
+                lead_created_at,
+                prepared,
+                ..
             },
         ) = (lead_id_of(item), item)
         else {
             continue;
         };
+        if !new(&prepared.lead_key) {
+            continue;
+        }
         for k in keys_of(item) {
             out.push((k, id.get() as i64, *lead_created_at));
         }
     }
     // One entry per key and lead, the creation time where any row gave one.
-    out.sort_unstable_by(|a, b| (a.0, a.1, a.2.is_none()).cmp(&(b.0, b.1, b.2.is_none())));
+    out.sort_unstable_by_key(|e| (e.0, e.1, e.2.is_none()));
     out.dedup_by(|a, b| a.0 == b.0 && a.1 == b.1);
     out
 }
@@ -104,7 +128,14 @@ pub(crate) enum Recovery {
 /// database's answers for [`wanted`]: key, lead ID, creation time) and
 /// the batch's own [`entries`].
 pub(crate) fn recover(batch: &[Incoming], found: &[(IndexKey, i64, Option<i64>)]) -> Vec<Recovery> {
-    let own = entries(batch);
+    // The usual import: every event has its lead ID, nothing to look for.
+    if batch
+        .iter()
+        .all(|i| !matches!(i, Incoming::Event { .. }) || lead_id_of(i).is_some())
+    {
+        return vec![Recovery::None; batch.len()];
+    }
+    let own = entries(batch, |_| true);
     let mut index: HashMap<&IndexKey, Vec<(i64, Option<i64>)>> = HashMap::new();
     for (k, id, created) in found.iter().chain(&own) {
         let leads = index.entry(k).or_default();
@@ -176,7 +207,7 @@ mod tests {
     fn one_lead_by_its_address_in_the_index_or_the_batch() {
         // The index knows A by jane's address (normalized: case and spaces).
         let meta = [item(Some(A), "x", "Jane@Example.com", Some(NOW - 3600))];
-        let found = entries(&meta);
+        let found = entries(&meta, |_| true);
         let batch = [
             item(None, "HS-1", " jane@example.COM", None),
             item(None, "HS-2", "bob@example.com", None),
@@ -204,10 +235,13 @@ mod tests {
 
     #[test]
     fn an_address_shared_by_two_leads_recovers_nothing() {
-        let found = entries(&[
-            item(Some(A), "x", "family@example.com", None),
-            item(Some(B), "y", "family@example.com", None),
-        ]);
+        let found = entries(
+            &[
+                item(Some(A), "x", "family@example.com", None),
+                item(Some(B), "y", "family@example.com", None),
+            ],
+            |_| true,
+        );
         assert_eq!(
             recover(&[item(None, "HS-1", "family@example.com", None)], &found),
             [Recovery::Ambiguous]

@@ -103,11 +103,10 @@ CREATE TABLE source_cursors (
 -- The leads Meta generated, by the SHA-256 of their e-mails and phones
 -- (recover.rs): a stage change that lost its lead ID gets it back.
 CREATE TABLE lead_index (
-    dataset_id  TEXT NOT NULL,
-    digest      BLOB NOT NULL,           -- 'e' or 'p', then the 32-byte digest
+    key         INTEGER NOT NULL,        -- recover::db_key(dataset, e-mail or phone digest)
     lead_id     INTEGER NOT NULL,
     created_at  INTEGER,
-    PRIMARY KEY (dataset_id, digest, lead_id)
+    PRIMARY KEY (key, lead_id)
 ) WITHOUT ROWID;
 -- Sent with a lead ID recovered from the index.
 ALTER TABLE outbox ADD COLUMN recovered INTEGER NOT NULL DEFAULT 0;
@@ -129,7 +128,61 @@ pub struct SqliteOutbox {
     /// This process's leases (random): settling checks it, so that an
     /// entry whose lease ran out and another process took is left to it.
     token: i64,
+    /// Lead index entries not written yet (see [`INDEX_FLUSH`]).
+    index: IndexBuffer,
 }
+
+impl SqliteOutbox {
+    /// Writes the waiting lead index entries in their own transaction.
+    pub fn flush_index(&mut self) -> Result<(), StoreError> {
+        if self.index.entries.is_empty() {
+            return Ok(());
+        }
+        self.durable()?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        Tx {
+            tx: &tx,
+            payload: Vec::new(),
+            source: None,
+            dataset: "",
+            now: 0,
+        }
+        .write_index(&mut self.index.entries)?;
+        tx.commit()?;
+        self.index.since = None;
+        Ok(())
+    }
+}
+
+impl Drop for SqliteOutbox {
+    /// Waiting lead index entries are written before the store closes.
+    fn drop(&mut self) {
+        if let Err(e) = self.flush_index() {
+            eprintln!("leadsignal: the lead index could not be completed ({e}); importing the same rows again completes it");
+        }
+    }
+}
+
+/// Lead index entries waiting to be written: (database key, lead ID,
+/// creation time), and since when.
+#[derive(Default)]
+struct IndexBuffer {
+    entries: Vec<(i64, i64, Option<i64>)>,
+    since: Option<std::time::Instant>,
+}
+
+/// Lead index entries are written together, in key order, once this many
+/// wait, after [`INDEX_FLUSH_SECS`], before a batch looks the index up, and
+/// when the store is closed: an entry's place in the index is random (a
+/// digest), so writing each batch's entries would rewrite most of the
+/// index's pages every batch (an import of 10^6 rows wrote 1.3 GB more).
+/// An entry lost to a crash comes back when its row is imported again.
+const INDEX_FLUSH: usize = 200_000;
+
+/// The longest an index entry waits (`serve`'s trickle of webhook leads).
+const INDEX_FLUSH_SECS: u64 = 30;
 
 /// Rows enqueued between two nudges of the checkpointer (`checkpoint.rs`):
 /// about 1,500 pages, so that a bulk import is copied back as it goes
@@ -248,6 +301,7 @@ impl SqliteOutbox {
             path: path.to_string(),
             walks: HashMap::new(),
             token: fastrand::i64(1..),
+            index: IndexBuffer::default(),
         };
         store.migrate()?;
         Ok(store)
@@ -438,13 +492,12 @@ impl Tx<'_> {
         if keys.is_empty() {
             return Ok(out);
         }
-        let mut q = self.tx.prepare_cached(
-            "SELECT lead_id, created_at FROM lead_index WHERE dataset_id = ?1 AND digest = ?2",
-        )?;
+        let mut q = self
+            .tx
+            .prepare_cached("SELECT lead_id, created_at FROM lead_index WHERE key = ?1")?;
         for k in keys {
-            let rows = q.query_map(params![self.dataset, &k[..]], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })?;
+            let key = recover::db_key(self.dataset, k);
+            let rows = q.query_map([key], |r| Ok((r.get(0)?, r.get(1)?)))?;
             for row in rows {
                 let (id, created) = row?;
                 out.push((*k, id, created));
@@ -453,15 +506,39 @@ impl Tx<'_> {
         Ok(out)
     }
 
-    /// Adds the batch's leads to the lead index.
-    fn write_index(&mut self, entries: &[(IndexKey, i64, Option<i64>)]) -> Result<(), StoreError> {
-        let mut q = self.tx.prepare_cached(
-            "INSERT INTO lead_index (dataset_id, digest, lead_id, created_at) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT DO UPDATE SET created_at = coalesce(created_at, excluded.created_at)",
-        )?;
-        for (k, id, created) in entries {
-            q.execute(params![self.dataset, &k[..], id, created])?;
+    /// Writes waiting lead index entries (database keys), in key order,
+    /// and empties `entries`. An entry already there is left as it is.
+    fn write_index(
+        &mut self,
+        entries: &mut Vec<(i64, i64, Option<i64>)>,
+    ) -> Result<(), StoreError> {
+        if entries.is_empty() {
+            return Ok(());
         }
+        entries.sort_unstable();
+        entries.dedup_by(|a, b| a.0 == b.0 && a.1 == b.1);
+        // 100 entries per statement: a statement's cost is per execution.
+        const ROWS: usize = 100;
+        let many = format!(
+            "INSERT OR IGNORE INTO lead_index (key, lead_id, created_at) VALUES {}",
+            vec!["(?, ?, ?)"; ROWS].join(", ")
+        );
+        let mut chunks = entries.chunks_exact(ROWS);
+        let mut q = self.tx.prepare_cached(&many)?;
+        for chunk in chunks.by_ref() {
+            let values: Vec<&dyn rusqlite::ToSql> = chunk
+                .iter()
+                .flat_map(|(k, id, c)| [k as &dyn rusqlite::ToSql, id, c])
+                .collect();
+            q.execute(values.as_slice())?;
+        }
+        let mut one = self.tx.prepare_cached(
+            "INSERT OR IGNORE INTO lead_index (key, lead_id, created_at) VALUES (?1, ?2, ?3)",
+        )?;
+        for (key, id, created) in chunks.remainder() {
+            one.execute(params![key, id, created])?;
+        }
+        entries.clear();
         Ok(())
     }
 
@@ -639,13 +716,38 @@ impl Outbox for SqliteOutbox {
             dataset: &ctx.prepare.dataset_id,
             now: ctx.now,
         };
-        let found = t.load_index(&recover::wanted(batch))?;
+        let wanted = recover::wanted(batch);
+        if !wanted.is_empty() {
+            t.write_index(&mut self.index.entries)?;
+        }
+        let found = t.load_index(&wanted)?;
         let recoveries = recover::recover(batch, &found);
         let specs = leads_of(batch, &recoveries);
         let leads = t.load_leads(&specs)?;
         let plan = plan(batch, ctx, &specs, leads, &recoveries);
         t.write(&plan)?;
-        t.write_index(&recover::entries(batch))?;
+        // Every event with a lead ID (a re-import after a crash brings back
+        // what was not written); the same entry again is left as it is.
+        let dataset = t.dataset;
+        let entries = recover::entries(batch, |_| true);
+        if !entries.is_empty() {
+            self.index.since.get_or_insert_with(std::time::Instant::now);
+        }
+        self.index.entries.extend(
+            entries
+                .iter()
+                .map(|(k, id, c)| (recover::db_key(dataset, k), *id, *c)),
+        );
+        let due = self
+            .index
+            .since
+            .is_some_and(|t| t.elapsed() >= std::time::Duration::from_secs(INDEX_FLUSH_SECS));
+        if self.index.entries.len() >= INDEX_FLUSH || due {
+            t.write_index(&mut self.index.entries)?;
+        }
+        if self.index.entries.is_empty() {
+            self.index.since = None;
+        }
         let inserted = plan.inserts.len();
         let report = plan.report;
         drop(t);
@@ -659,6 +761,10 @@ impl Outbox for SqliteOutbox {
         tx.commit()?;
         self.committed(inserted);
         Ok(report)
+    }
+
+    fn flush(&mut self) -> Result<(), StoreError> {
+        self.flush_index()
     }
 
     fn cursor(&self, source: &str) -> Result<Option<String>, StoreError> {
@@ -695,6 +801,20 @@ impl Outbox for SqliteOutbox {
                 }
             }
         }
+        // The form answers a lead's refresh brings go into the lead index.
+        Tx {
+            tx: &tx,
+            payload: Vec::new(),
+            source: None,
+            dataset: dataset_id,
+            now: 0,
+        }
+        .write_index(
+            &mut recover::entries(batch, |_| true)
+                .iter()
+                .map(|(k, id, c)| (recover::db_key(dataset_id, k), *id, *c))
+                .collect(),
+        )?;
         tx.commit()?;
         Ok(n)
     }

@@ -235,6 +235,7 @@ pub fn import_files(
         reader
             .join()
             .map_err(|_| anyhow::anyhow!("the file reader panicked"))?;
+        store.flush().context("writing to the outbox")?;
         Ok(())
     })?;
     summary.seconds = started.elapsed().as_secs_f64();
