@@ -329,6 +329,8 @@ pub struct Status {
     pub test_sends: u64,
     /// Datasets whose delivery is paused.
     pub paused: Vec<Paused>,
+    /// Match quality of the last 7 days' sendable events.
+    pub match_quality: Coverage,
     /// Most frequent reasons of quarantined and expired entries, with counts.
     pub delivery_errors: Vec<(String, u64)>,
     /// Meta asks for uploads at least daily: set when events are pending and
@@ -444,36 +446,65 @@ pub struct Activity {
     pub coverage: Coverage,
 }
 
-/// Share of events carrying each match key, and keys per event.
+/// Match quality: how many events carry each key Meta matches leads on,
+/// over the sendable events (pending, held, being sent or sent) stored in
+/// the last 7 days, the latest [`COVERAGE_EVENTS`] of them at most.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Coverage {
     /// Events looked at.
     pub events: u64,
-    /// With `lead_id`.
+    /// With `lead_id` (given or recovered).
     pub lead_id: u64,
+    /// With a `lead_id` recovered from the lead index.
+    pub lead_id_recovered: u64,
     /// With `em`.
     pub em: u64,
     /// With `ph`.
     pub ph: u64,
     /// With `fbc`.
     pub fbc: u64,
-    /// Events by number of match keys (index = keys, capped at 10).
+    /// Events by number of keys of any kind (index = keys, capped at 10).
     pub keys_histogram: Vec<u64>,
+    /// Events by number of matchable keys (`lead_id`, `em`, `ph`, `fbc`:
+    /// index 0 to 4).
+    pub matchable_histogram: Vec<u64>,
 }
+
+/// The most events [`Coverage`] decodes (the latest).
+pub const COVERAGE_EVENTS: i64 = 10_000;
+
+/// The rows of [`Coverage`]: sendable, stored in the last 7 days (`?1`/`$1`
+/// = now - 7 days), latest first; columns id, payload, stage, event_time,
+/// event_id, recovered.
+pub(crate) const COVERAGE_ROWS: &str =
+    "state IN ('pending', 'held', 'sending', 'sent') AND created_at >= ";
 
 impl Coverage {
     /// No events looked at yet.
     pub(crate) fn new() -> Coverage {
         Coverage {
             keys_histogram: vec![0; 11],
+            matchable_histogram: vec![0; 5],
             ..Coverage::default()
         }
     }
 
-    /// Counts one stored event's match keys.
-    pub(crate) fn add(&mut self, e: &ServerEvent) {
+    /// Counts one stored event's match keys (`recovered`: its lead ID came
+    /// from the lead index).
+    pub(crate) fn add(&mut self, e: &ServerEvent, recovered: bool) {
         let u = &e.user_data;
         self.events += 1;
+        self.lead_id_recovered += (recovered && u.lead_id.is_some()) as u64;
+        let matchable = [
+            u.lead_id.is_some(),
+            !u.em.is_empty(),
+            !u.ph.is_empty(),
+            u.fbc.is_some(),
+        ]
+        .iter()
+        .filter(|&&k| k)
+        .count();
+        self.matchable_histogram[matchable] += 1;
         self.lead_id += u.lead_id.is_some() as u64;
         self.em += !u.em.is_empty() as u64;
         self.ph += !u.ph.is_empty() as u64;

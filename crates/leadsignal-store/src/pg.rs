@@ -259,6 +259,25 @@ fn load_leads(
         .collect()
 }
 
+/// Match quality of the last 7 days' sendable events (model.rs).
+fn coverage(c: &mut postgres::Client, now: i64) -> Result<Coverage, StoreError> {
+    let mut cov = Coverage::new();
+    for r in c.query(
+        &format!(
+            "SELECT id, payload, stage, event_time, event_id, recovered FROM outbox
+              WHERE {COVERAGE_ROWS} $1 ORDER BY id DESC LIMIT {COVERAGE_EVENTS}"
+        ),
+        &[&(now - 7 * 86_400)],
+    )? {
+        let payload: &[u8] = r.get(1);
+        cov.add(
+            &decode_stored(r.get(0), payload, r.get(2), r.get(3), r.get(4))?,
+            r.get(5),
+        );
+    }
+    Ok(cov)
+}
+
 /// The lead index's entries for `keys` (recover.rs).
 fn load_index(
     tx: &mut Transaction<'_>,
@@ -872,14 +891,7 @@ impl Outbox for PgOutbox {
                     (r.get(0), r.get(1), text)
                 })
                 .collect();
-            let mut coverage = Coverage::new();
-            for r in c.query(
-                "SELECT id, payload, stage, event_time, event_id FROM outbox ORDER BY id DESC LIMIT 10000",
-                &[],
-            )? {
-                let payload: &[u8] = r.get(1);
-                coverage.add(&decode_stored(r.get(0), payload, r.get(2), r.get(3), r.get(4))?);
-            }
+            let coverage = coverage(c, now)?;
             Ok(Activity {
                 settled_per_hour,
                 near_cutoff,
@@ -909,6 +921,7 @@ impl Outbox for PgOutbox {
             s.oldest_expired_event_time = c
                 .query_one("SELECT min(event_time) FROM outbox WHERE state = 'expired'", &[])?
                 .get(0);
+            s.match_quality = coverage(c, now)?;
             s.sent_with_recovered_lead_id = c
                 .query_one(
                     "SELECT count(*) FROM outbox WHERE recovered AND state = 'sent'",

@@ -156,6 +156,28 @@ impl SqliteOutbox {
     }
 }
 
+impl SqliteOutbox {
+    /// Match quality of the last 7 days' sendable events (model.rs).
+    fn coverage(&self, now: i64) -> Result<Coverage, StoreError> {
+        let mut cov = Coverage::new();
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT id, payload, stage, event_time, event_id, recovered FROM outbox
+              WHERE {COVERAGE_ROWS} ?1 ORDER BY id DESC LIMIT {COVERAGE_EVENTS}"
+        ))?;
+        let mut rows = stmt.query([now - 7 * 86_400])?;
+        while let Some(r) = rows.next()? {
+            let (id, payload, stage, event_time, event_id): (i64, Vec<u8>, String, i64, String) =
+                (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?);
+            let recovered: i64 = r.get(5)?;
+            cov.add(
+                &decode_stored(id, &payload, &stage, event_time, &event_id)?,
+                recovered != 0,
+            );
+        }
+        Ok(cov)
+    }
+}
+
 impl Drop for SqliteOutbox {
     /// Waiting lead index entries are written before the store closes.
     fn drop(&mut self) {
@@ -1189,23 +1211,12 @@ impl Outbox for SqliteOutbox {
                 ))
             })?
             .collect::<Result<Vec<_>, _>>()?;
-        // Match keys of the 10,000 events with the latest deadlines.
-        let mut cov = Coverage::new();
-        let mut stmt = c.prepare_cached(
-            "SELECT id, payload, stage, event_time, event_id FROM outbox ORDER BY id DESC LIMIT 10000",
-        )?;
-        let mut rows = stmt.query([])?;
-        while let Some(r) = rows.next()? {
-            let (id, payload, stage, event_time, event_id): (i64, Vec<u8>, String, i64, String) =
-                (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?);
-            cov.add(&decode_stored(id, &payload, &stage, event_time, &event_id)?);
-        }
         Ok(Activity {
             settled_per_hour,
             near_cutoff: near,
             near_cutoff_count: count,
             latest_errors,
-            coverage: cov,
+            coverage: self.coverage(now)?,
         })
     }
 
@@ -1240,6 +1251,7 @@ impl Outbox for SqliteOutbox {
             [],
             |r| r.get(0),
         )?;
+        s.match_quality = self.coverage(now)?;
         s.sent_with_recovered_lead_id = c.query_row(
             "SELECT count(*) FROM outbox WHERE recovered = 1 AND state = 'sent'",
             [],

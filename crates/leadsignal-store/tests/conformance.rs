@@ -772,8 +772,11 @@ fn delivery_outcomes_are_recorded(b: &dyn Backend) {
         .latest_errors
         .iter()
         .any(|e| e.2.contains("fbtrace_id AbCdTrace")));
-    assert_eq!(act.coverage.events, 4);
-    assert_eq!(act.coverage.lead_id, 4);
+    // Match quality counts the events that can still reach Meta.
+    assert_eq!(act.coverage.events, 2);
+    assert_eq!(act.coverage.lead_id, 2);
+    assert_eq!(act.coverage.matchable_histogram[1], 2);
+    assert_eq!(st.match_quality, act.coverage);
     assert_eq!(
         act.settled_per_hour.iter().map(|h| h.2).sum::<u64>(),
         2,

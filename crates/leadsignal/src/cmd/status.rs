@@ -81,6 +81,25 @@ pub fn run(config: Option<&Path>, a: Args) -> anyhow::Result<ExitCode> {
         )?,
         _ => writeln!(out, "nothing pending")?,
     }
+    let q = &s.match_quality;
+    if q.events > 0 {
+        let pct = |n: u64| n * 100 / q.events;
+        writeln!(
+            out,
+            "match keys (last 7 days, {} events): lead_id {}% (recovered {}%), em {}%, ph {}%, fbc {}%; by matchable keys 0/1/2/3/4: {}",
+            q.events,
+            pct(q.lead_id),
+            pct(q.lead_id_recovered),
+            pct(q.em),
+            pct(q.ph),
+            pct(q.fbc),
+            q.matchable_histogram
+                .iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join("/")
+        )?;
+    }
     if s.sent_with_recovered_lead_id > 0 {
         writeln!(
             out,

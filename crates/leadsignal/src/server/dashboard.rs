@@ -265,12 +265,14 @@ fn render(st: &AppState, s: &Status, a: &Activity, now: i64) -> String {
     let c = &a.coverage;
     let _ = write!(
         h,
-        "<section><h2>Match keys (latest {ev} events)</h2><table>\
+        "<section><h2>Match keys (last 7 days, {ev} events)</h2><table>\
          <tr><td>lead_id</td><td class=n data-figure=cov-lead_id>{}</td></tr>\
+         <tr><td>of which recovered by e-mail or phone</td><td class=n data-figure=cov-recovered>{}</td></tr>\
          <tr><td>email (em)</td><td class=n data-figure=cov-em>{}</td></tr>\
          <tr><td>phone (ph)</td><td class=n data-figure=cov-ph>{}</td></tr>\
          <tr><td>click ID (fbc)</td><td class=n data-figure=cov-fbc>{}</td></tr></table>",
         pct(c.lead_id, c.events),
+        pct(c.lead_id_recovered, c.events),
         pct(c.em, c.events),
         pct(c.ph, c.events),
         pct(c.fbc, c.events),
@@ -293,7 +295,15 @@ fn render(st: &AppState, s: &Status, a: &Activity, now: i64) -> String {
             x + 10
         );
     }
-    h.push_str("</svg><p>events by number of match keys</p></section>");
+    h.push_str("</svg><p>events by number of match keys</p>");
+    let m = &c.matchable_histogram;
+    let _ = write!(
+        h,
+        "<p>by keys Meta matches leads on (lead_id, em, ph, fbc): none <span data-figure=matchable-0>{}</span>, one <span data-figure=matchable-1>{}</span>, two or more <span data-figure=matchable-2plus>{}</span></p></section>",
+        m.first().copied().unwrap_or(0),
+        m.get(1).copied().unwrap_or(0),
+        m.iter().skip(2).sum::<u64>()
+    );
     if st.sandbox_url.is_some() {
         h.push_str("<p><a href=\"/sandbox\">What the sandbox received</a></p>");
     }

@@ -40,6 +40,11 @@ struct StageState {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Key {
+    key: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Rule {
     rule: String,
 }
@@ -201,6 +206,29 @@ impl Metrics {
             "quarantined_rows",
             "Rejected input rows in the quarantine, by rule",
             rules,
+        );
+        // Match quality: share of the last 7 days' sendable events with
+        // each key Meta matches leads on.
+        let q = &status.match_quality;
+        let keys: Family<Key, Gauge<f64, std::sync::atomic::AtomicU64>> = Family::default();
+        for (key, n) in [
+            ("lead_id", q.lead_id),
+            ("lead_id_recovered", q.lead_id_recovered),
+            ("em", q.em),
+            ("ph", q.ph),
+            ("fbc", q.fbc),
+        ] {
+            let share = if q.events == 0 {
+                0.0
+            } else {
+                n as f64 / q.events as f64
+            };
+            keys.get_or_create(&Key { key: key.into() }).set(share);
+        }
+        r.register(
+            "match_keys",
+            "Share of the last 7 days' sendable events with each match key (lead_id_recovered: a lead ID found in the lead index)",
+            keys,
         );
         let mut out = String::new();
         encode(&mut out, &r).expect("writing to a String");
