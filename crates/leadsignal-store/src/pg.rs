@@ -795,12 +795,39 @@ impl Outbox for PgOutbox {
 
     fn lead_id_of(&self, dataset_id: &str, crm_id: &str) -> Result<Option<u64>, StoreError> {
         self.db(|c| {
-            Ok(c.query_opt(
+            if let Some(r) = c.query_opt(
                 "SELECT lead_id FROM leads WHERE dataset_id = $1 AND crm_id = $2
                    AND crm_id IS NOT NULL AND lead_id IS NOT NULL LIMIT 1",
                 &[&dataset_id, &crm_id],
+            )? {
+                return Ok(Some(r.get::<_, i64>(0) as u64));
+            }
+            // The record's e-mail or phone, as one of its events has them,
+            // in the lead index (recover.rs).
+            let Some(r) = c.query_opt(
+                "SELECT o.id, o.payload, o.stage, o.event_time, o.event_id FROM outbox o
+                   JOIN leads l ON l.id = o.lead
+                  WHERE l.dataset_id = $1 AND l.crm_id = $2 ORDER BY o.id LIMIT 1",
+                &[&dataset_id, &crm_id],
             )?
-            .map(|r| r.get::<_, i64>(0) as u64))
+            else {
+                return Ok(None);
+            };
+            let payload: &[u8] = r.get(1);
+            let e = decode_stored(r.get(0), payload, r.get(2), r.get(3), r.get(4))?;
+            let keys: Vec<i64> = recover::event_keys(&e)
+                .iter()
+                .map(|k| recover::db_key(dataset_id, k))
+                .collect();
+            let ids = c
+                .query(
+                    "SELECT lead_id FROM lead_index WHERE key = ANY($1)",
+                    &[&keys],
+                )?
+                .iter()
+                .map(|r| r.get::<_, i64>(0))
+                .collect::<Vec<_>>();
+            Ok(recover::unique(ids))
         })
     }
 

@@ -40,6 +40,27 @@ pub(crate) fn db_key(dataset: &str, k: &IndexKey) -> i64 {
     (u64::from_le_bytes(digest) ^ h.finish()) as i64
 }
 
+/// The index keys of a stored event's e-mails and phones.
+pub(crate) fn event_keys(e: &leadsignal_core::ServerEvent) -> Vec<IndexKey> {
+    let u = &e.user_data;
+    u.em.iter()
+        .map(|h| key(b'e', h))
+        .chain(u.ph.iter().map(|h| key(b'p', h)))
+        .collect()
+}
+
+/// The one lead ID among index answers, if there is exactly one.
+pub(crate) fn unique(ids: impl IntoIterator<Item = i64>) -> Option<u64> {
+    let mut found: Option<i64> = None;
+    for id in ids {
+        match found {
+            Some(f) if f != id => return None,
+            _ => found = Some(id),
+        }
+    }
+    found.map(|f| f as u64)
+}
+
 /// The index keys of an event's e-mails and phones.
 fn keys_of(item: &Incoming) -> impl Iterator<Item = IndexKey> + '_ {
     let (em, ph) = match item {

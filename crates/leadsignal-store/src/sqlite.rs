@@ -1106,7 +1106,42 @@ impl Outbox for SqliteOutbox {
             )?
             .query_row(params![dataset_id, crm_id], |r| r.get(0))
             .optional()?;
-        Ok(id.map(|i| i as u64))
+        if let Some(i) = id {
+            return Ok(Some(i as u64));
+        }
+        // The record's e-mail or phone, as one of its events has them, in
+        // the lead index (recover.rs).
+        let event = self
+            .conn
+            .prepare_cached(
+                "SELECT o.id, o.payload, o.stage, o.event_time, o.event_id FROM outbox o
+                   JOIN leads l ON l.id = o.lead
+                  WHERE l.dataset_id = ?1 AND l.crm_id = ?2 ORDER BY o.id LIMIT 1",
+            )?
+            .query_row(params![dataset_id, crm_id], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, Vec<u8>>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, String>(4)?,
+                ))
+            })
+            .optional()?;
+        let Some((row, payload, stage, time, event_id)) = event else {
+            return Ok(None);
+        };
+        let e = decode_stored(row, &payload, &stage, time, &event_id)?;
+        let mut ids = Vec::new();
+        let mut q = self
+            .conn
+            .prepare_cached("SELECT lead_id FROM lead_index WHERE key = ?1")?;
+        for k in recover::event_keys(&e) {
+            for id in q.query_map([recover::db_key(dataset_id, &k)], |r| r.get(0))? {
+                ids.push(id?);
+            }
+        }
+        Ok(recover::unique(ids))
     }
 
     fn lead(&self, dataset_id: &str, lead_id: u64) -> Result<Option<LeadHistory>, StoreError> {

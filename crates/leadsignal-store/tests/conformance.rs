@@ -268,6 +268,36 @@ fn lead_ids_are_recovered_from_the_lead_index(b: &dyn Backend) {
     // Imported again: nothing new, the same event.
     let r = s.enqueue(&[jane], &c).unwrap();
     assert_eq!((r.already_known, r.recovered), (1, 0));
+    // A CRM record seen before its Meta lead reached the index: a webhook
+    // naming the record later finds the lead by the record's e-mail.
+    s.enqueue(
+        &[crm_change(
+            "HS-5",
+            "new",
+            NOW - 600,
+            "late@example.com",
+            None,
+            None,
+        )],
+        &c,
+    )
+    .unwrap();
+    assert_eq!(s.lead_id_of(&cfg.dataset_id, "HS-5").unwrap(), None);
+    let l5 = 1_234_567_890_123_459;
+    s.enqueue(
+        &[crm_change(
+            "",
+            "new",
+            NOW - 900,
+            "Late@Example.com",
+            Some(l5),
+            None,
+        )],
+        &c,
+    )
+    .unwrap();
+    s.flush().unwrap();
+    assert_eq!(s.lead_id_of(&cfg.dataset_id, "HS-5").unwrap(), Some(l5));
 }
 
 fn enqueue_is_idempotent(b: &dyn Backend) {
