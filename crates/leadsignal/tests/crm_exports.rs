@@ -49,6 +49,8 @@ struct Read {
     violations: Vec<(u64, String)>,
     /// (line, rule) of warnings and values dropped.
     warnings: Vec<(u64, String)>,
+    /// Lines of rows that are not production data (Meta test leads).
+    skipped: Vec<u64>,
     /// The event lines as they are.
     lines: Vec<Value>,
     notes: Vec<String>,
@@ -90,6 +92,7 @@ fn validate(config: &str, file: &str) -> Read {
                 .push((at, s("event_name"), v["event_time"].as_i64().unwrap())),
             "violation" => r.violations.push((at, s("code"))),
             "warning" | "dropped" => r.warnings.push((at, s("code"))),
+            "skipped" => r.skipped.push(at),
             "note" | "footer" => r.notes.push(s("message")),
             other => panic!("unexpected kind {other}: {line}"),
         }
@@ -476,12 +479,80 @@ fn meta_lead_ads_download_in_utf16() {
     );
     assert_eq!(r.expired, [ev(5, "Lead", 1_794_271_200)]);
     assert!(r.violations.is_empty() && r.warnings.is_empty(), "{r:?}");
+    // A lead made by Meta's testing tool: not production data.
+    assert_eq!(r.skipped, [6]);
     assert_eq!(r.lines[0]["lead_id"], 1_054_367_891_260_001u64);
     assert_eq!(hashed(&r, 2, "Lead", "fn").unwrap(), sha("amara"));
     assert_eq!(hashed(&r, 2, "Lead", "ln").unwrap(), sha("okaforbennett"));
     assert_eq!(hashed(&r, 3, "Lead", "ln").unwrap(), sha("pérez"));
     assert_eq!(hashed(&r, 4, "Lead", "ln"), None, "one name only");
     assert_eq!(r.exit, 0);
+    let dir = tempfile::tempdir().unwrap();
+    let (exit, s) = import(
+        "meta.toml",
+        "meta_leads_utf16.csv",
+        &dir.path().join("o.db"),
+    );
+    assert_eq!(
+        (exit, &s["skipped"], &s["accepted"]),
+        (0, &1.into(), &3.into())
+    );
+}
+
+#[test]
+fn placeholders_test_leads_and_rows_nothing_can_match() {
+    let r = validate("hubspot.toml", "hubspot_placeholders.csv");
+    assert_eq!(
+        r.events,
+        [
+            ev(3, "Lead", 1_795_104_000), // 2026-11-19 11:00 EST
+            ev(6, "Lead", 1_795_114_800),
+            ev(6, "Marketing Qualified Lead", 1_795_185_000),
+        ]
+    );
+    // N/A names, noemail@, 0000000000: left out, and then nothing is left
+    // that Meta matches a lead on; names alone match no one either.
+    let unmatchable: Vec<u64> = r
+        .violations
+        .iter()
+        .filter(|(_, rule)| rule == "identifier.unmatchable")
+        .map(|(line, _)| *line)
+        .collect();
+    assert_eq!(unmatchable, [2, 5, 7]);
+    for rule in [
+        "em.placeholder",
+        "ph.placeholder",
+        "fn.placeholder",
+        "ct.placeholder",
+    ] {
+        assert!(
+            r.violations.contains(&at(2, rule)),
+            "{rule}: {:?}",
+            r.violations
+        );
+    }
+    // A placeholder phone beside a real address: the phone is left out.
+    assert_eq!(
+        r.warnings,
+        [at(6, "ph.placeholder"), at(6, "ph.placeholder")]
+    );
+    assert_eq!(r.skipped, [4]);
+    // Greek capitals lowercase with the final sigma, as Meta's pixel does.
+    assert_eq!(hashed(&r, 3, "Lead", "fn").unwrap(), sha("οδυσσεας"));
+    assert_eq!(hashed(&r, 3, "Lead", "ln").unwrap(), sha("παπαδοπουλος"));
+    assert_eq!(hashed(&r, 3, "Lead", "ct").unwrap(), sha("αγιοςνικολαος"));
+    assert_eq!(r.exit, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let (exit, s) = import(
+        "hubspot.toml",
+        "hubspot_placeholders.csv",
+        &dir.path().join("o.db"),
+    );
+    assert_eq!(
+        (exit, &s["accepted"], &s["rejected"], &s["skipped"]),
+        (1, &3.into(), &3.into(), &1.into())
+    );
+    assert_eq!(s["rejected_by_rule"]["identifier.unmatchable"], 3);
 }
 
 #[test]
