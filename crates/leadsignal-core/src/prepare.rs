@@ -347,7 +347,13 @@ fn user_data(
     dropped: &mut Vec<Dropped>,
 ) -> Box<UserData> {
     let c = &sc.contact;
-    let record_country = c.country.as_deref().and_then(lookup_country);
+    // "N/A" is no country (it would read as Namibia): left to the field
+    // loop, which drops it as a placeholder.
+    let record_country = c
+        .country
+        .as_deref()
+        .filter(|v| !crate::normalize::is_country_placeholder(v))
+        .and_then(lookup_country);
     let ctx = Context::new(&cfg.normalize, record_country, now);
     // Boxed: the event moves several times on its way out, the box does not.
     let mut ud = Box::<UserData>::default();

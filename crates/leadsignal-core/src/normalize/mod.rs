@@ -17,6 +17,12 @@ pub use dob::DateOrder;
 pub use placeholder::fold_extra as fold_placeholder;
 pub(crate) use placeholder::is_extra as is_extra_placeholder;
 
+/// Whether a country value is a placeholder ("N/A" must not read as
+/// Namibia).
+pub(crate) fn is_country_placeholder(value: &str) -> bool {
+    placeholder::is_placeholder(Field::Country, value.trim())
+}
+
 use crate::hash::Sha256;
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -237,33 +243,44 @@ pub fn normalize_into(
     if let Some(rule) = lossy_encoding(field, value) {
         return Err(DropReason::new(rule, LOSSY_MESSAGE));
     }
-    if placeholder::is_placeholder(field, value) {
-        return Err(DropReason::new(
-            field.placeholder_rule(),
-            PLACEHOLDER_MESSAGE,
-        ));
+    let placeholder = || DropReason::new(field.placeholder_rule(), PLACEHOLDER_MESSAGE);
+    // A country is looked up by name: "N/A" must not become Namibia.
+    if field == Field::Country && placeholder::is_placeholder(field, value) {
+        return Err(placeholder());
     }
-    match field {
-        Field::Em => email::normalize(value, out)?,
-        Field::Ph => phone::normalize(value, ctx.country, out)?,
-        Field::Fn | Field::Ln => text::letters_only(value, out, "name", "has no letters")?,
-        Field::Ct => text::letters_only(value, out, "city", "has no letters")?,
-        Field::St => location::state(value, ctx.record_country, out)?,
-        Field::Zp => location::zip(value, ctx.record_country, out)?,
-        Field::Country => {
-            let code = country::lookup_country(value).ok_or_else(|| {
-                DropReason::new(
-                    "country.unknown",
-                    "is not an ISO 3166-1 country name or alpha-2/alpha-3 code",
-                )
-            })?;
-            out.push_str(code.as_str());
+    let normalized: Result<(), DropReason> = match field {
+        Field::Em => email::normalize(value, out),
+        Field::Ph => phone::normalize(value, ctx.country, out),
+        Field::Fn | Field::Ln => text::letters_only(value, out, "name", "has no letters"),
+        Field::Ct => text::letters_only(value, out, "city", "has no letters"),
+        Field::St => location::state(value, ctx.record_country, out),
+        Field::Zp => location::zip(value, ctx.record_country, out),
+        Field::Country => match country::lookup_country(value) {
+            Some(code) => {
+                out.push_str(code.as_str());
+                Ok(())
+            }
+            None => Err(DropReason::new(
+                "country.unknown",
+                "is not an ISO 3166-1 country name or alpha-2/alpha-3 code",
+            )),
+        },
+        Field::Ge => gender::normalize(value, out),
+        Field::Db => dob::normalize(value, ctx.date_order, ctx.today(), out),
+        Field::ExternalId => {
+            text::trimmed(value, out);
+            Ok(())
         }
-        Field::Ge => gender::normalize(value, out)?,
-        Field::Db => dob::normalize(value, ctx.date_order, ctx.today(), out)?,
-        Field::ExternalId => text::trimmed(value, out),
+    };
+    // Placeholders are looked for in the normalized value (letters only,
+    // lowercase: one comparison, no second pass over the input), and in
+    // the raw value when normalization refused it (to give the real reason).
+    match normalized {
+        Err(_) if placeholder::is_placeholder(field, value) => Err(placeholder()),
+        Err(reason) => Err(reason),
+        Ok(()) if placeholder::normalized(field, out) => Err(placeholder()),
+        Ok(()) => Ok(None),
     }
-    Ok(None)
 }
 
 pub(crate) const PLACEHOLDER_MESSAGE: &str = "is a placeholder (N/A, unknown, -, test, an all-zero or counting phone, noemail@...), not the person's data: hashed it would match no one, or everyone who typed the same";
@@ -359,6 +376,9 @@ mod tests {
         assert_eq!(rule(Field::Fn, "?ukasz"), Err("fn.lossy_encoding"));
         assert_eq!(rule(Field::Ln, "Wi?niewska"), Err("ln.lossy_encoding"));
         assert_eq!(rule(Field::Ct, "Gda?sk"), Err("ct.lossy_encoding"));
+        // "N/A" is not Namibia; "NA", its ISO code, is.
+        assert_eq!(rule(Field::Country, "N/A"), Err("country.placeholder"));
+        assert_eq!(rule(Field::Country, "NA").as_deref(), Ok("na"));
         assert_eq!(rule(Field::Em, "?ukasz@firma.pl"), Err("em.lossy_encoding"));
         assert_eq!(rule(Field::Fn, "Zo\u{fffd}"), Err("fn.lossy_encoding"));
         // Letters the encoding had are kept; a '?' not next to a letter is

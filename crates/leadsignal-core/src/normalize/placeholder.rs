@@ -6,7 +6,9 @@
 
 use super::Field;
 
-/// Words that stand for "nothing" in any field (compared by [`fold`]).
+/// Words that stand for "nothing" in any field (compared by [`fold`];
+/// [`any_word`] is the same list as a `match`, checked against it).
+#[cfg(test)]
 const ANY: &[&str] = &[
     "na",
     "none",
@@ -90,7 +92,7 @@ const MAX_FOLD: usize = 16;
 /// slashes, dashes and underscores (`N/A` → `na`, `Not Available` →
 /// `notavailable`), in a stack buffer; `None` for anything else (non-ASCII,
 /// other characters, longer than any word of the tables).
-fn fold<'a>(value: &str, buf: &'a mut [u8; MAX_FOLD]) -> Option<&'a str> {
+fn fold<'a>(value: &str, buf: &'a mut [u8; MAX_FOLD]) -> Option<&'a [u8]> {
     let mut n = 0;
     for b in value.bytes() {
         if b.is_ascii_alphanumeric() {
@@ -103,7 +105,59 @@ fn fold<'a>(value: &str, buf: &'a mut [u8; MAX_FOLD]) -> Option<&'a str> {
             return None;
         }
     }
-    std::str::from_utf8(&buf[..n]).ok()
+    Some(&buf[..n])
+}
+
+/// Whether a folded value is one of the words of [`ANY`] (a `match`: the
+/// compiler compares by length first, the hot path of every name).
+fn any_word(f: &[u8]) -> bool {
+    // By length first: most values are ruled out by one comparison.
+    match f.len() {
+        1 => f == b"x",
+        2 => f == b"na" || f == b"xx",
+        3 => matches!(f, b"nil" | b"unk" | b"xxx" | b"tbd"),
+        4 => matches!(f, b"none" | b"null" | b"test" | b"asdf"),
+        5 => matches!(f, b"blank" | b"empty" | b"dummy"),
+        6 => matches!(f, b"asdfgh" | b"qwerty" | b"noname" | b"sample" | b"nobody"),
+        7 => matches!(f, b"unknown" | b"testing" | b"example"),
+        8 => f == b"notgiven",
+        9 => matches!(f, b"undefined" | b"anonymous"),
+        11 => f == b"notprovided",
+        12 => f == b"notavailable",
+        13 => f == b"notapplicable",
+        _ => false,
+    }
+}
+
+/// Whether a value normalized for `field` (names and cities: lowercase
+/// letters; e-mails: lowercase; phones: digits with the country code) is
+/// a placeholder: the fast check, on what is about to be hashed.
+pub(super) fn normalized(field: Field, out: &str) -> bool {
+    match field {
+        Field::Fn | Field::Ln => any_word(out.as_bytes()) || name_word(out.as_bytes()),
+        Field::Ct | Field::St => any_word(out.as_bytes()),
+        Field::Zp => same_digits(out.as_bytes(), 4) || any_word(out.as_bytes()),
+        Field::Ph => phone_digits(out.as_bytes()),
+        Field::Em => email(out),
+        Field::Country | Field::Db | Field::Ge | Field::ExternalId => false,
+    }
+}
+
+/// Whether a folded value is one of the words of [`NAMES`].
+fn name_word(f: &[u8]) -> bool {
+    match f.len() {
+        4 => matches!(f, b"last" | b"name"),
+        5 => matches!(f, b"first" | b"fname" | b"lname"),
+        6 => f == b"client",
+        8 => matches!(f, b"lastname" | b"yourname" | b"customer"),
+        9 => f == b"firstname",
+        _ => false,
+    }
+}
+
+/// Four (or `min`) or more bytes, all one ASCII digit.
+fn same_digits(b: &[u8], min: usize) -> bool {
+    b.len() >= min && b[0].is_ascii_digit() && b.iter().all(|&x| x == b[0])
 }
 
 /// Whether `value` (trimmed, not empty) is a placeholder for `field`.
@@ -113,7 +167,12 @@ pub(super) fn is_placeholder(field: Field, value: &str) -> bool {
         Field::Ph => phone(value),
         Field::Zp => zip(value) || word(value, &[]),
         Field::Fn | Field::Ln => word(value, NAMES),
-        Field::Ct | Field::St | Field::Country => word(value, &[]),
+        Field::Ct | Field::St => word(value, &[]),
+        // Two letters are an ISO code ("NA" is Namibia); "N/A" is not.
+        Field::Country => {
+            !(value.len() == 2 && value.bytes().all(|b| b.is_ascii_alphabetic()))
+                && word(value, &[])
+        }
         Field::Db | Field::Ge | Field::ExternalId => false,
     }
 }
@@ -122,22 +181,28 @@ pub(super) fn is_placeholder(field: Field, value: &str) -> bool {
 /// folded the same way by [`fold_extra`]).
 pub(crate) fn is_extra(value: &str, extra: &[String]) -> bool {
     let mut buf = [0; MAX_FOLD];
-    !extra.is_empty() && fold(value, &mut buf).is_some_and(|f| extra.iter().any(|e| e == f))
+    !extra.is_empty()
+        && fold(value, &mut buf).is_some_and(|f| extra.iter().any(|e| e.as_bytes() == f))
 }
 
 /// A configured placeholder as [`is_extra`] compares it (`None` if it could
 /// never match: non-ASCII, or longer than 16 letters and digits).
 pub fn fold_extra(value: &str) -> Option<String> {
     let mut buf = [0; MAX_FOLD];
-    fold(value.trim(), &mut buf).map(str::to_string)
+    fold(value.trim(), &mut buf).map(|f| String::from_utf8_lossy(f).into_owned())
 }
 
 /// A value that is one of the words. (Punctuation alone, `-` or `?`, is
 /// left to each field's own rule: a name without letters, an invalid phone.)
 fn word(value: &str, more: &[&str]) -> bool {
+    // No word of the tables is longer than 16 letters, nor has a byte
+    // outside ASCII: most values are ruled out before folding.
+    if value.len() > 3 * MAX_FOLD || !value.is_ascii() {
+        return false;
+    }
     let mut buf = [0; MAX_FOLD];
     match fold(value, &mut buf) {
-        Some(f) => ANY.contains(&f) || more.contains(&f),
+        Some(f) => any_word(f) || more.iter().any(|m| m.as_bytes() == f),
         None => false,
     }
 }
@@ -147,13 +212,14 @@ fn email(value: &str) -> bool {
         return word(value, &[]);
     };
     let mut buf = [0; MAX_FOLD];
-    let local = fold(local, &mut buf).unwrap_or("-");
-    EMAIL_LOCAL.contains(&local)
-        || EMAIL_DOMAIN.iter().any(|d| domain.trim().eq_ignore_ascii_case(d))
+    let local = fold(local, &mut buf).unwrap_or(b"-");
+    let domain = domain.trim_ascii();
+    EMAIL_LOCAL.iter().any(|l| l.as_bytes() == local)
+        || EMAIL_DOMAIN.iter().any(|d| domain.eq_ignore_ascii_case(d))
         // no@email.com, email@email.com
         || (domain.len() > 6
             && domain.as_bytes()[..6].eq_ignore_ascii_case(b"email.")
-            && matches!(local, "no" | "email"))
+            && matches!(local, b"no" | b"email"))
 }
 
 /// Digits of `value`, up to 32.
@@ -175,7 +241,15 @@ fn digits(value: &str, buf: &mut [u8; 32]) -> usize {
 fn phone(value: &str) -> bool {
     let mut buf = [0; 32];
     let n = digits(value, &mut buf);
-    let d = &buf[..n];
+    for d in buf[..n].iter_mut() {
+        *d += b'0';
+    }
+    phone_digits(&buf[..n])
+}
+
+/// [`phone`] on ASCII digits.
+fn phone_digits(d: &[u8]) -> bool {
+    let n = d.len();
     if n < 6 {
         return false;
     }
@@ -202,6 +276,17 @@ fn zip(value: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_match_and_the_table_agree() {
+        for w in ANY {
+            assert!(any_word(w.as_bytes()), "{w}");
+        }
+        for w in NAMES {
+            assert!(name_word(w.as_bytes()), "{w}");
+        }
+        assert!(!any_word(b"jane"));
+    }
 
     #[test]
     fn words_that_stand_for_nothing() {
