@@ -943,20 +943,7 @@ impl Iterator for FileRows {
                                 e.position().map_or(line, |p| p.line() + line_fix),
                             );
                             let (v, fatal) = match e.kind() {
-                                csv::ErrorKind::Io(io) => {
-                                    let encoding =
-                                        io.get_ref().is_some_and(|r| r.is::<DecodeError>());
-                                    let v = if encoding {
-                                        Violation::new(
-                                            "file.encoding",
-                                            None,
-                                            format!("{}: {io}", self.name),
-                                        )
-                                    } else {
-                                        Violation::new("io", None, io.to_string())
-                                    };
-                                    (v, true)
-                                }
+                                csv::ErrorKind::Io(io) => (io_violation(&self.name, io), true),
                                 _ => (Violation::new("csv.syntax", None, e.to_string()), false),
                             };
                             self.stats.records += 1;
@@ -992,12 +979,7 @@ impl Iterator for FileRows {
                         Ok(_) => {}
                         Err(e) => {
                             let origin = Origin::new(self.name.clone(), line);
-                            let encoding = e.get_ref().is_some_and(|r| r.is::<DecodeError>());
-                            let v = if encoding {
-                                Violation::new("file.encoding", None, format!("{}: {e}", self.name))
-                            } else {
-                                Violation::new("io", None, e.to_string())
-                            };
+                            let v = io_violation(&self.name, &e);
                             let fingerprint = Sha256::of(&format!("io-error:{}", v.message));
                             self.stats.records += 1;
                             return Some(SourceRow {
@@ -1038,6 +1020,16 @@ impl Iterator for FileRows {
                 },
             }
         }
+    }
+}
+
+/// A read that failed mid-file: bytes that do not decode (named by file
+/// and offset), or another I/O error.
+fn io_violation(name: &str, e: &io::Error) -> Violation {
+    if e.get_ref().is_some_and(|r| r.is::<DecodeError>()) {
+        Violation::new("file.encoding", None, format!("{name}: {e}"))
+    } else {
+        Violation::new("io", None, e.to_string())
     }
 }
 

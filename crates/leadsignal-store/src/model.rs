@@ -37,16 +37,17 @@ pub enum Incoming {
 }
 
 impl Incoming {
-    /// A prepared event from `origin`, with its stored form.
+    /// A prepared event from `origin` (boxed or not), with its stored form.
     pub fn event(
-        prepared: Prepared,
+        prepared: impl Into<Box<Prepared>>,
         origin: Origin,
         crm_id: Option<String>,
         lead_created_at: Option<i64>,
     ) -> Incoming {
+        let prepared = prepared.into();
         Incoming::Event {
             payload: Payload::encode(&prepared.event),
-            prepared: Box::new(prepared),
+            prepared,
             origin,
             crm_id,
             lead_created_at,

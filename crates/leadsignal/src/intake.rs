@@ -50,7 +50,7 @@ impl Checked {
                 origin,
                 crm_id,
                 lead_created_at,
-            } => Incoming::event(*prepared, origin, crm_id, lead_created_at),
+            } => Incoming::event(prepared, origin, crm_id, lead_created_at),
             Checked::Rejected {
                 origin,
                 fingerprint,

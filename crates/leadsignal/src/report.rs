@@ -40,31 +40,22 @@ fn line(
 
 /// Formats a rejected row's problems.
 pub fn violation_lines(origin: &Origin, violations: &[Violation], style: Style) -> Vec<String> {
-    violations
-        .iter()
-        .map(|v| {
-            line(
-                origin,
-                style,
-                "violation",
-                v.code,
-                v.field,
-                &v.message,
-                v.to_string(),
-            )
-        })
-        .collect()
+    lines_of(origin, violations, style, "violation")
 }
 
 /// Formats a row that is not production data (a Meta test lead).
 pub fn skipped_lines(origin: &Origin, violations: &[Violation], style: Style) -> Vec<String> {
+    lines_of(origin, violations, style, "skipped")
+}
+
+fn lines_of(origin: &Origin, violations: &[Violation], style: Style, kind: &str) -> Vec<String> {
     violations
         .iter()
         .map(|v| {
             line(
                 origin,
                 style,
-                "skipped",
+                kind,
                 v.code,
                 v.field,
                 &v.message,
