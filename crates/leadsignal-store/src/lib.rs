@@ -205,6 +205,9 @@ pub trait Outbox {
         now: i64,
     ) -> Result<(), StoreError>;
 
+    /// Entries of a dataset waiting to be sent (`pending`).
+    fn pending(&self, dataset_id: &str) -> Result<u64, StoreError>;
+
     /// Whether delivery to a dataset is paused, and why.
     fn paused(&self, dataset_id: &str) -> Result<Option<Paused>, StoreError>;
 

@@ -793,6 +793,16 @@ impl Outbox for PgOutbox {
         })
     }
 
+    fn pending(&self, dataset_id: &str) -> Result<u64, StoreError> {
+        self.db(|c| {
+            Ok(c.query_one(
+                "SELECT count(*) FROM outbox WHERE dataset_id = $1 AND state = 'pending'",
+                &[&dataset_id],
+            )?
+            .get::<_, i64>(0) as u64)
+        })
+    }
+
     fn lead_id_of(&self, dataset_id: &str, crm_id: &str) -> Result<Option<u64>, StoreError> {
         self.db(|c| {
             if let Some(r) = c.query_opt(

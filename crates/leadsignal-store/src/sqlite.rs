@@ -1097,6 +1097,15 @@ impl Outbox for SqliteOutbox {
         Ok(n)
     }
 
+    fn pending(&self, dataset_id: &str) -> Result<u64, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT count(*) FROM outbox WHERE dataset_id = ?1 AND state = 'pending'",
+            )?
+            .query_row([dataset_id], |r| r.get::<_, i64>(0))? as u64)
+    }
+
     fn lead_id_of(&self, dataset_id: &str, crm_id: &str) -> Result<Option<u64>, StoreError> {
         let id: Option<i64> = self
             .conn

@@ -84,6 +84,8 @@ fn history_older_than_the_window_is_stored_expired(b: &dyn Backend) {
     );
     let status = s.status(NOW).unwrap();
     assert_eq!(status.oldest_expired_event_time, Some(OLD - 86_400));
+    assert_eq!(s.pending(&cfg.dataset_id).unwrap(), 1);
+    assert_eq!(s.pending("another dataset").unwrap(), 0);
     assert!(
         status.delivery_errors[0]
             .0

@@ -263,12 +263,8 @@ pub async fn send_due(
         store.expire_due(unix_now())?;
     }
     give_back(store, &mut ready)?;
-    report.left_pending = store
-        .status(unix_now())?
-        .by_state
-        .get("pending")
-        .copied()
-        .unwrap_or(0);
+    // This dataset's: another dataset's sender may still be at work.
+    report.left_pending = store.pending(&cfg.dataset_id)?;
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
 }
