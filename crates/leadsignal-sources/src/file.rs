@@ -898,7 +898,7 @@ impl Iterator for FileRows {
                     mut held,
                 } => {
                     let line = reader.position().line() + line_fix;
-                    match reader.read_record(&mut record) {
+                    let keep = match reader.read_record(&mut record) {
                         Ok(false) => {
                             // The end: what was held back is the footer.
                             if let (Some(first), Some(last)) = (held.first(), held.last()) {
@@ -927,13 +927,7 @@ impl Iterator for FileRows {
                                     self.pending.extend(plan.rows(&record, origin));
                                 }
                             }
-                            self.inner = Inner::Csv {
-                                reader,
-                                plan,
-                                line_fix,
-                                record,
-                                held,
-                            };
+                            true
                         }
                         Err(e) => {
                             let earlier = std::mem::take(&mut held);
@@ -955,16 +949,17 @@ impl Iterator for FileRows {
                                 warnings: Vec::new(),
                             });
                             // An I/O error does not move the reader on: stop there.
-                            if !fatal {
-                                self.inner = Inner::Csv {
-                                    reader,
-                                    plan,
-                                    line_fix,
-                                    record,
-                                    held,
-                                };
-                            }
+                            !fatal
                         }
+                    };
+                    if keep {
+                        self.inner = Inner::Csv {
+                            reader,
+                            plan,
+                            line_fix,
+                            record,
+                            held,
+                        };
                     }
                 }
                 Inner::Jsonl {
