@@ -1,7 +1,7 @@
 //! The sandbox's checks of an events request's `data`: never panic on any
 //! JSON; whatever passes has an event name and a time inside the window.
 #![no_main]
-use leadsignal_graph::sandbox::validate::{check_events, MAX_AGE_SECONDS};
+use leadsignal_sandbox::validate::{check_events, MAX_AGE_SECONDS};
 use libfuzzer_sys::fuzz_target;
 
 const NOW: i64 = 1_795_262_400;

@@ -5,13 +5,14 @@
 //! - [`outcome`]: what an answer means for delivery (accepted, transient,
 //!   rate limited, rejected, auth), read from codes, never from the
 //!   localized messages.
-//! - [`sandbox`]: a local server that answers like Graph, with injectable
-//!   faults, for tests, benchmarks and the demo.
+//!
+//! It is only the client: the stand-in for Meta that tests, benchmarks and
+//! the demo talk to is the `leadsignal-sandbox` crate, so this crate carries
+//! no HTTP server.
 
 pub mod client;
 pub mod outcome;
 pub mod proof;
-pub mod sandbox;
 
 pub use client::{ClientConfig, Credentials, GraphClient, Lead, SendOptions};
 pub use outcome::{GraphError, Outcome, TransientCause, Usage};

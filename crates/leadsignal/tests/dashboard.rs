@@ -9,7 +9,7 @@
 mod common;
 
 use common::*;
-use leadsignal_graph::sandbox::{self, SandboxConfig};
+use leadsignal_sandbox::{self as sandbox, SandboxConfig};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

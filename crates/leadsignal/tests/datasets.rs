@@ -2,7 +2,7 @@
 //! its own CRM name and funnel, each delivered with its own token; one
 //! dataset's revoked token pauses that dataset only.
 
-use leadsignal_graph::sandbox::{self, SandboxConfig, SandboxDataset};
+use leadsignal_sandbox::{self as sandbox, SandboxConfig, SandboxDataset};
 use std::process::Command;
 
 const A: &str = "2780431635496611";

@@ -2,7 +2,7 @@
 //! 127.0.0.1: every outcome class, bisection, token revoked then renewed,
 //! rate limits, deadlines, kill -9 mid-delivery, and no secret anywhere.
 
-use leadsignal_graph::sandbox::{self, SandboxConfig, SandboxHandle};
+use leadsignal_sandbox::{self as sandbox, SandboxConfig, SandboxHandle};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::io::Write;

@@ -6,7 +6,7 @@
 mod common;
 
 use common::*;
-use leadsignal_graph::sandbox::{self, SandboxConfig};
+use leadsignal_sandbox::{self as sandbox, SandboxConfig};
 use leadsignal_sources::webhook::sign;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
@@ -531,7 +531,7 @@ async fn sigterm_mid_load_loses_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhook_leads_are_enriched_with_their_form_answers() {
     use leadsignal_graph::client::FieldData;
-    use leadsignal_graph::sandbox::SandboxLead;
+    use leadsignal_sandbox::SandboxLead;
     let sb = sandbox().await;
     let created = now() - 120;
     let field = |name: &str, v: &str| FieldData {

@@ -2,7 +2,7 @@
 //! database after the stored cursor, stores rows and cursor together, and
 //! delivers; a second run reads only what was added since.
 
-use leadsignal_graph::sandbox::{self, SandboxConfig};
+use leadsignal_sandbox::{self as sandbox, SandboxConfig};
 use serde_json::Value;
 use std::process::Command;
 

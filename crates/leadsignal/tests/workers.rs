@@ -12,7 +12,7 @@
 //! test --release --test workers`, as `.ci/run` does), 20,000 in a debug
 //! build; `LEADSIGNAL_WORKERS_EVENTS` sets the count.
 
-use leadsignal_graph::sandbox::{self, Faults, SandboxConfig};
+use leadsignal_sandbox::{self as sandbox, Faults, SandboxConfig};
 use std::io::Write;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

@@ -239,7 +239,7 @@ fn import_bench(a: ImportArgs) -> anyhow::Result<std::process::ExitCode> {
 const PYTHON_SDK_SCRIPT: &str = include_str!("../../../../scripts/python_sdk_send.py");
 
 fn deliver_bench(a: DeliverArgs) -> anyhow::Result<std::process::ExitCode> {
-    use leadsignal_graph::sandbox::{self, SandboxConfig};
+    use leadsignal_sandbox::{self as sandbox, SandboxConfig};
     let dir = tempdir()?;
     let now = super::now_or(None);
     let csv = dir.join("deliver.csv");

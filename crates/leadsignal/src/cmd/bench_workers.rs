@@ -44,7 +44,7 @@ struct Run {
 }
 
 pub fn run(a: WorkersArgs) -> anyhow::Result<std::process::ExitCode> {
-    use leadsignal_graph::sandbox::{self, SandboxConfig};
+    use leadsignal_sandbox::{self as sandbox, SandboxConfig};
     let pc = config();
     let now = super::now_or(None);
     let dir = std::env::temp_dir().join(format!("leadsignal-bench-workers-{}", std::process::id()));

@@ -5,7 +5,7 @@
 use crate::config::Config;
 use crate::report::{dropped_lines, expired_line, violation_lines, Style, Tally};
 use leadsignal_core::{prepare, EventsRequest, Prepared, StageChange};
-use leadsignal_graph::sandbox::{self, SandboxConfig};
+use leadsignal_sandbox::{self as sandbox, SandboxConfig};
 use leadsignal_sources::{FileFormat, FileRows};
 use leadsignal_store::{EnqueueContext, Incoming, MissingStages, Outbox};
 use std::io::Write;

@@ -1,6 +1,6 @@
 //! `leadsignal sandbox`: a local stand-in for Meta's Graph API.
 
-use leadsignal_graph::sandbox::{self, Faults, SandboxConfig, SandboxDataset};
+use leadsignal_sandbox::{self as sandbox, Faults, SandboxConfig, SandboxDataset};
 use std::net::SocketAddr;
 use std::process::ExitCode;
 

@@ -2,7 +2,7 @@
 //! `leadsignal serve` process on a free port of 127.0.0.1.
 #![allow(dead_code)]
 
-use leadsignal_graph::sandbox::{self, SandboxConfig, SandboxHandle};
+use leadsignal_sandbox::{self as sandbox, SandboxConfig, SandboxHandle};
 use serde_json::Value;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

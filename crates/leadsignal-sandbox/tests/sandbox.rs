@@ -3,8 +3,8 @@
 
 use leadsignal_core::sample::{config, typical_stage_change};
 use leadsignal_core::{prepare, LeadId, ServerEvent};
-use leadsignal_graph::sandbox::{self, Faults, SandboxConfig, SandboxDataset, SandboxLead};
 use leadsignal_graph::{ClientConfig, Credentials, GraphClient, Outcome, ProofMode, SendOptions};
+use leadsignal_sandbox::{self as sandbox, Faults, SandboxConfig, SandboxDataset, SandboxLead};
 use std::time::Duration;
 
 const DATASET: &str = "2780431635496611";

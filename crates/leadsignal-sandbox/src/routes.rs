@@ -2,14 +2,14 @@
 
 use super::validate::{check_events, invalid};
 use super::{ms, now, oauth, trace_id, Accepted, RequestRecord, Shared, State};
-use crate::outcome::GraphError;
-use crate::proof::{appsecret_proof, appsecret_proof_timed, constant_time_eq};
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State as AxState};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use leadsignal_graph::proof::{appsecret_proof, appsecret_proof_timed, constant_time_eq};
+use leadsignal_graph::GraphError;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -14,7 +14,7 @@
 mod routes;
 pub mod validate;
 
-use crate::outcome::GraphError;
+use leadsignal_graph::GraphError;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -43,7 +43,7 @@ pub struct SandboxLead {
     pub created_time: i64,
     /// Form answers.
     #[serde(default)]
-    pub field_data: Vec<crate::client::FieldData>,
+    pub field_data: Vec<leadsignal_graph::client::FieldData>,
 }
 
 /// Faults to inject. All off by default.

@@ -2,7 +2,7 @@
 //! them, each failing with Graph's code and subcode (`spec/meta-capi.md`
 //! §1–§4). One bad event fails the whole request, as on Meta.
 
-use crate::outcome::GraphError;
+use leadsignal_graph::GraphError;
 use serde_json::Value;
 
 /// Seven days: the oldest `event_time` Meta accepts.
@@ -121,7 +121,7 @@ fn check_event(i: usize, e: &Value, now: i64) -> Result<Checked, GraphError> {
     })?;
     if event_time < now - MAX_AGE_SECONDS {
         return Err(invalid(
-            Some(crate::outcome::SUBCODE_TOO_OLD),
+            Some(leadsignal_graph::outcome::SUBCODE_TOO_OLD),
             "Event Timestamp Too Old",
             at("The timestamp for this event is too far in the past. Events must be sent within 7 days of when they occurred."),
         ));
