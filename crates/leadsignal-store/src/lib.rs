@@ -189,9 +189,6 @@ pub trait Outbox {
         now: i64,
     ) -> Result<(), StoreError>;
 
-    /// `(id, attempts so far, send_by)` of claimed entries, to plan retries.
-    fn retry_plan(&mut self, ids: &[i64]) -> Result<Vec<(i64, i64, i64)>, StoreError>;
-
     /// When something of a dataset may next become claimable: the earliest
     /// scheduled retry after `now`, or the end of a lease held by a sender
     /// that is gone (a crashed run), if any.

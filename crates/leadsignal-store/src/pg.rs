@@ -718,27 +718,6 @@ impl Outbox for PgOutbox {
         })
     }
 
-    fn retry_plan(&mut self, ids: &[i64]) -> Result<Vec<(i64, i64, i64)>, StoreError> {
-        let found: HashMap<i64, (i64, i64)> = self.db(|c| {
-            Ok(c.query(
-                "SELECT id, attempts, send_by FROM outbox WHERE id = ANY($1)",
-                &[&ids],
-            )?
-            .into_iter()
-            .map(|r| (r.get(0), (r.get(1), r.get(2))))
-            .collect())
-        })?;
-        ids.iter()
-            .map(|id| {
-                let (a, s) = found.get(id).copied().ok_or_else(|| StoreError::Corrupt {
-                    id: *id,
-                    message: "no such outbox entry".into(),
-                })?;
-                Ok((*id, a, s))
-            })
-            .collect()
-    }
-
     fn next_attempt_at(&mut self, dataset_id: &str, now: i64) -> Result<Option<i64>, StoreError> {
         self.db(|c| {
             Ok(c.query_one(

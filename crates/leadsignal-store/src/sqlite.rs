@@ -1026,18 +1026,6 @@ impl Outbox for SqliteOutbox {
         Ok(())
     }
 
-    fn retry_plan(&mut self, ids: &[i64]) -> Result<Vec<(i64, i64, i64)>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT attempts, send_by FROM outbox WHERE id = ?1")?;
-        let mut out = Vec::with_capacity(ids.len());
-        for &id in ids {
-            let (a, s): (i64, i64) = stmt.query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))?;
-            out.push((id, a, s));
-        }
-        Ok(out)
-    }
-
     fn next_attempt_at(&mut self, dataset_id: &str, now: i64) -> Result<Option<i64>, StoreError> {
         Ok(self
             .conn

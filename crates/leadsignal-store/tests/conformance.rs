@@ -547,8 +547,16 @@ fn claim_orders_by_deadline_keeps_lead_order_and_leases(b: &dyn Backend) {
         s.next_attempt_at(&cfg.dataset_id, NOW + 62).unwrap(),
         Some(NOW + 122)
     );
-    let plan = s.retry_plan(&[again[1].id]).unwrap();
-    assert_eq!(plan, [(again[1].id, 0, again[1].send_by)]);
+    // A claimed entry carries what a retry plan needs: its attempts so far
+    // and its deadline; a release counts the attempt.
+    assert_eq!((again[1].attempts, again[1].send_by), (0, first[1].send_by));
+    let back = s.claim(&cfg.dataset_id, 10, 60, NOW + 500).unwrap();
+    let retried = back.iter().find(|e| e.id == again[0].id);
+    assert_eq!(
+        retried.map(|e| e.attempts),
+        Some(1),
+        "due again at retry_at"
+    );
     let st = s.status(NOW).unwrap();
     assert_eq!(st.by_state["sent"], 1);
     assert_eq!(st.last_sent_at, Some(NOW));

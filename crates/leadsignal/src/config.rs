@@ -8,8 +8,11 @@ use figment::Figment;
 use leadsignal_core::{
     CountryCode, DateOrder, Funnel, NormalizeOptions, PrepareConfig, Profile, StageSpec, TimeRules,
 };
+use leadsignal_deliver::{RetryPolicy, SenderConfig};
+use leadsignal_graph::Credentials;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// The whole configuration file.
 #[derive(Debug, Clone, Deserialize)]
@@ -359,14 +362,33 @@ pub struct DeliveryConfig {
 
 impl Default for DeliveryConfig {
     fn default() -> Self {
+        let retry = RetryPolicy::default();
         DeliveryConfig {
-            batch_size: 500,
-            in_flight: 4,
+            batch_size: leadsignal_deliver::DEFAULT_BATCH_SIZE,
+            in_flight: leadsignal_deliver::DEFAULT_IN_FLIGHT,
             timeout_ms: 10_000,
-            retry_base_ms: 2_000,
-            retry_max_secs: 1_800,
-            max_wait_secs: 120,
-            lease_secs: 300,
+            retry_base_ms: retry.base.as_millis() as u64,
+            retry_max_secs: retry.max.as_secs(),
+            max_wait_secs: leadsignal_deliver::DEFAULT_MAX_WAIT_SECS,
+            lease_secs: leadsignal_deliver::DEFAULT_LEASE_SECS,
+        }
+    }
+}
+
+impl DeliveryConfig {
+    /// The sender's settings for one dataset from this `[delivery]` section
+    /// (the one way configuration reaches the sender).
+    pub fn sender_config(&self, dataset_id: &str, creds: Credentials) -> SenderConfig {
+        SenderConfig {
+            batch_size: self.batch_size,
+            in_flight: self.in_flight.max(1),
+            lease_secs: self.lease_secs.max(5),
+            retry: RetryPolicy {
+                base: Duration::from_millis(self.retry_base_ms.max(1)),
+                max: Duration::from_secs(self.retry_max_secs.max(1)),
+            },
+            max_wait: Duration::from_secs(self.max_wait_secs),
+            ..SenderConfig::new(dataset_id, creds)
         }
     }
 }
@@ -465,7 +487,7 @@ impl Config {
     }
 
     /// The sender's settings.
-    pub fn sender_config(&self) -> anyhow::Result<crate::sender::SenderConfig> {
+    pub fn sender_config(&self) -> anyhow::Result<SenderConfig> {
         let dataset_id = self
             .meta
             .dataset_id
@@ -481,8 +503,7 @@ impl Config {
         if d.in_flight == 0 {
             anyhow::bail!("[delivery] in_flight must be at least 1");
         }
-        let mut sc =
-            crate::sender::SenderConfig::from_delivery(&dataset_id, self.credentials()?, d);
+        let mut sc = d.sender_config(&dataset_id, self.credentials()?);
         sc.partner_agent = self.meta.partner_agent.clone();
         Ok(sc)
     }

@@ -6,7 +6,6 @@ mod config;
 mod intake;
 mod report;
 mod secret;
-mod sender;
 mod server;
 
 use clap::{Parser, Subcommand};

@@ -268,7 +268,7 @@ fn deliver_bench(a: DeliverArgs) -> anyhow::Result<std::process::ExitCode> {
                 api_version: "v23.0".into(),
                 timeout: std::time::Duration::from_secs(30),
             })?;
-            let mut sc = crate::sender::SenderConfig::new(
+            let mut sc = leadsignal_deliver::SenderConfig::new(
                 &pc.dataset_id,
                 leadsignal_graph::Credentials::new(token),
             );
@@ -276,7 +276,7 @@ fn deliver_bench(a: DeliverArgs) -> anyhow::Result<std::process::ExitCode> {
             sc.in_flight = k;
             sc.lease_secs = 600;
             sc.max_wait = std::time::Duration::from_secs(60);
-            let r = crate::sender::send_due(&mut store, &client, &sc, |_| {}).await?;
+            let r = leadsignal_deliver::send_due(&mut store, &client, &sc, |_| {}).await?;
             let distinct = sb.stats().distinct_event_ids;
             sb.shutdown().await;
             anyhow::ensure!(

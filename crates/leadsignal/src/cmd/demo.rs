@@ -252,14 +252,14 @@ fn deliver(
             api_version: cfg.meta.api_version.clone(),
             timeout: std::time::Duration::from_secs(10),
         })?;
-        let mut sc = crate::sender::SenderConfig::new(
+        let mut sc = leadsignal_deliver::SenderConfig::new(
             &pc.dataset_id,
             leadsignal_graph::Credentials::new(DEMO_TOKEN),
         );
         sc.batch_size = 50;
         sc.in_flight = 2;
         sc.max_wait = std::time::Duration::from_secs(10);
-        let report = crate::sender::send_due(&mut store, &client, &sc, |_| {}).await?;
+        let report = leadsignal_deliver::send_due(&mut store, &client, &sc, |_| {}).await?;
         let accepted = sb.accepted();
         anyhow::Ok((report, accepted, sb))
     })?;

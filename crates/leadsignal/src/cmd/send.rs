@@ -1,9 +1,9 @@
 //! `leadsignal send`: deliver everything due to Meta, then exit.
 
 use crate::config::Config;
-use crate::sender::{send_due, SendReport};
 use anyhow::Context as _;
 use indicatif::{ProgressBar, ProgressStyle};
+use leadsignal_deliver::{send_due, SendReport};
 use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
@@ -119,7 +119,7 @@ pub fn run(config: Option<&Path>, a: Args) -> anyhow::Result<ExitCode> {
 }
 
 /// The sender's settings for one dataset, with the command line's overrides.
-fn sender_config(cfg: &Config, a: &Args) -> anyhow::Result<crate::sender::SenderConfig> {
+fn sender_config(cfg: &Config, a: &Args) -> anyhow::Result<leadsignal_deliver::SenderConfig> {
     let mut sc = cfg.sender_config()?;
     if let Some(n) = a.batch_size {
         anyhow::ensure!((1..=1000).contains(&n), "--batch-size must be 1 to 1000");

@@ -2,7 +2,7 @@
 //! cron runs (Meta asks for uploads at least once a day).
 
 use crate::config::Config;
-use crate::sender::send_due;
+use leadsignal_deliver::send_due;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 

@@ -4,7 +4,7 @@
 
 use super::AppState;
 use crate::config::Config;
-use crate::sender::{send_due, SendReport};
+use leadsignal_deliver::{send_due, SendReport};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -108,7 +108,7 @@ pub fn start(
 async fn deliver_due(
     store: &mut (dyn leadsignal_store::Outbox + Send),
     client: &leadsignal_graph::GraphClient,
-    sc: &crate::sender::SenderConfig,
+    sc: &leadsignal_deliver::SenderConfig,
     metrics: &super::metrics::Metrics,
 ) {
     let mut before = SendReport::default();

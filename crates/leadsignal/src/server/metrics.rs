@@ -5,7 +5,7 @@
 //! last upload, paused datasets, upload-cadence warnings).
 
 use super::ingest::IngestAnswer;
-use crate::sender::SendReport;
+use leadsignal_deliver::SendReport;
 use leadsignal_store::Status;
 use prometheus_client::encoding::text::encode;
 use prometheus_client::encoding::EncodeLabelSet;

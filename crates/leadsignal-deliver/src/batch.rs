@@ -9,12 +9,24 @@ use leadsignal_graph::{
 };
 use std::time::Duration;
 
-/// What to send: outbox row IDs with their events.
+/// A claimed entry as the settle step needs it: its row, the attempts it
+/// had when claimed and its deadline (no second look-up to plan a retry).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ticket {
+    /// Outbox row ID.
+    pub id: i64,
+    /// Delivery attempts before this one.
+    pub attempts: i64,
+    /// Meta's 7-day deadline (Unix seconds).
+    pub send_by: i64,
+}
+
+/// What to send: claimed entries with their events.
 pub struct Batch {
     /// Dataset.
     pub dataset_id: String,
-    /// (row ID, event).
-    pub entries: Vec<(i64, ServerEvent)>,
+    /// (entry, event).
+    pub entries: Vec<(Ticket, ServerEvent)>,
 }
 
 /// Where each entry of a batch ended.
@@ -27,7 +39,7 @@ pub struct BatchResult {
     /// Meta said too old: expire.
     pub too_old: Vec<(i64, GraphError)>,
     /// Failed for a reason a retry may fix: (ids, why, wait at least).
-    pub retry: Vec<(Vec<i64>, String, Option<Duration>)>,
+    pub retry: Vec<(Vec<Ticket>, String, Option<Duration>)>,
     /// Not sent because the credentials or dataset were refused: give back.
     pub untouched: Vec<i64>,
     /// The refusal, when there was one.
@@ -66,7 +78,8 @@ pub async fn deliver(
         if slice.is_empty() {
             continue;
         }
-        let ids = || slice.iter().map(|(id, _)| *id).collect::<Vec<_>>();
+        let ids = || slice.iter().map(|(t, _)| t.id).collect::<Vec<_>>();
+        let tickets = || slice.iter().map(|(t, _)| *t).collect::<Vec<_>>();
         if result.auth.is_some() {
             result.untouched.extend(ids());
             continue;
@@ -86,7 +99,7 @@ pub async fn deliver(
         match outcome {
             Outcome::Accepted(r) => result.accepted.push((ids(), r.fbtrace_id)),
             Outcome::Rejected(e) if slice.len() == 1 => {
-                let id = slice[0].0;
+                let id = slice[0].0.id;
                 if e.error_subcode == Some(SUBCODE_TOO_OLD) {
                     result.too_old.push((id, e));
                 } else {
@@ -110,14 +123,16 @@ pub async fn deliver(
                         format!("Meta received {received} of {sent} events")
                     }
                 };
-                result.retry.push((ids(), creds.redact(&why), None));
+                result.retry.push((tickets(), creds.redact(&why), None));
             }
             Outcome::RateLimited { error, retry_after } => {
                 result.rate_limited += 1;
                 let why = error.map_or("rate limited (HTTP 429)".into(), |e| {
                     format!("rate limited: {}", e.summary())
                 });
-                result.retry.push((ids(), creds.redact(&why), retry_after));
+                result
+                    .retry
+                    .push((tickets(), creds.redact(&why), retry_after));
             }
             Outcome::Auth(e) => {
                 result.untouched.extend(ids());

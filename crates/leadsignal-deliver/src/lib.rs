@@ -1,4 +1,4 @@
-//! The sender: claims due outbox entries (deadline first, one stage per lead
+//! leadsignal's sender: claims due outbox entries (deadline first, one stage per lead
 //! at a time), sends them to Meta in batches with several requests in
 //! flight, and records every outcome in the outbox.
 //!
@@ -15,13 +15,16 @@
 //! - Test sends (`test_event_code`): up to `test_limit` due events, once;
 //!   recorded apart, never marked sent, never mixed with production sends.
 
-mod batch;
+pub mod batch;
 pub mod retry;
+
+pub use batch::Ticket;
+pub use retry::RetryPolicy;
 
 use batch::{deliver, Batch, BatchResult};
 use leadsignal_graph::{Credentials, GraphClient, SendOptions};
 use leadsignal_store::{Outbox, OutboxEntry, StoreError};
-use retry::RetryPolicy;
+
 use serde::Serialize;
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -63,32 +66,31 @@ impl SenderConfig {
     }
 }
 
-impl SenderConfig {
-    /// The defaults of `[delivery]` for one dataset.
-    pub fn new(dataset_id: &str, creds: Credentials) -> SenderConfig {
-        Self::from_delivery(dataset_id, creds, &crate::config::DeliveryConfig::default())
-    }
+/// Events per request unless configured (Meta allows 1000).
+pub const DEFAULT_BATCH_SIZE: usize = 500;
+/// Requests in flight per dataset unless configured.
+pub const DEFAULT_IN_FLIGHT: usize = 4;
+/// Lease of claimed entries unless configured (seconds).
+pub const DEFAULT_LEASE_SECS: i64 = 300;
+/// How long a run waits for scheduled retries unless configured (seconds).
+pub const DEFAULT_MAX_WAIT_SECS: u64 = 120;
 
-    /// Settings from a `[delivery]` section.
-    pub fn from_delivery(
-        dataset_id: &str,
-        creds: Credentials,
-        d: &crate::config::DeliveryConfig,
-    ) -> SenderConfig {
+impl SenderConfig {
+    /// The defaults for one dataset: batches of [`DEFAULT_BATCH_SIZE`],
+    /// [`DEFAULT_IN_FLIGHT`] requests in flight, the default
+    /// [`RetryPolicy`], production sends.
+    pub fn new(dataset_id: &str, creds: Credentials) -> SenderConfig {
         SenderConfig {
             dataset_id: dataset_id.to_string(),
             creds,
-            batch_size: d.batch_size,
-            in_flight: d.in_flight.max(1),
-            lease_secs: d.lease_secs.max(5),
-            retry: RetryPolicy {
-                base: Duration::from_millis(d.retry_base_ms.max(1)),
-                max: Duration::from_secs(d.retry_max_secs.max(1)),
-            },
+            batch_size: DEFAULT_BATCH_SIZE,
+            in_flight: DEFAULT_IN_FLIGHT,
+            lease_secs: DEFAULT_LEASE_SECS,
+            retry: RetryPolicy::default(),
             test_event_code: None,
             test_limit: 100,
             partner_agent: None,
-            max_wait: Duration::from_secs(d.max_wait_secs),
+            max_wait: Duration::from_secs(DEFAULT_MAX_WAIT_SECS),
             stop: None,
         }
     }
@@ -291,7 +293,17 @@ async fn run_batch(
 ) -> BatchResult {
     let batch = Batch {
         dataset_id: cfg.dataset_id.clone(),
-        entries: entries.into_iter().map(|e| (e.id, e.event)).collect(),
+        entries: entries
+            .into_iter()
+            .map(|e| {
+                let t = Ticket {
+                    id: e.id,
+                    attempts: e.attempts,
+                    send_by: e.send_by,
+                };
+                (t, e.event)
+            })
+            .collect(),
     };
     let opts = SendOptions {
         test_event_code: cfg.test_event_code.as_deref(),
@@ -341,18 +353,17 @@ fn apply(
         report.expired += 1;
         *report.errors.entry(why).or_default() += 1;
     }
-    for (ids, why, at_least) in &r.retry {
+    for (tickets, why, at_least) in &r.retry {
         // One retry time per failed request (the entries of a request share
-        // their history), so that the bookkeeping is one transaction.
-        let plan = store.retry_plan(ids)?;
-        let attempts = plan.iter().map(|&(_, a, _)| a).max().unwrap_or(0);
+        // their history), so that the bookkeeping is one transaction. The
+        // claim carried each entry's attempts and deadline.
+        let attempts = tickets.iter().map(|t| t.attempts).max().unwrap_or(0);
         let wait = cfg.retry.wait(attempts, *at_least);
         let at = now + wait.as_secs().max(1) as i64;
-        let (release, late): (Vec<_>, Vec<_>) = plan
-            .iter()
-            .partition(|&&(_, _, send_by)| retry::in_time(at, send_by));
-        let release: Vec<i64> = release.iter().map(|&&(id, _, _)| id).collect();
-        let late: Vec<i64> = late.iter().map(|&&(id, _, _)| id).collect();
+        let (release, late): (Vec<&Ticket>, Vec<&Ticket>) =
+            tickets.iter().partition(|t| retry::in_time(at, t.send_by));
+        let release: Vec<i64> = release.iter().map(|t| t.id).collect();
+        let late: Vec<i64> = late.iter().map(|t| t.id).collect();
         if !late.is_empty() {
             let reason = format!(
                 "expired: the next retry would pass the 7-day deadline (last error: {why})"
@@ -366,7 +377,7 @@ fn apply(
         }
         store.release(&release, at, Some(why))?;
         report.retried += release.len() as u64;
-        tracing::warn!(dataset = %cfg.dataset_id, events = ids.len(), retry_in_secs = at - now, error = %why, "delivery failed, retry scheduled");
+        tracing::warn!(dataset = %cfg.dataset_id, events = tickets.len(), retry_in_secs = at - now, error = %why, "delivery failed, retry scheduled");
     }
     if !r.untouched.is_empty() {
         store.unlease(&r.untouched)?;
@@ -412,9 +423,9 @@ async fn test_send(
                 .entry(cfg.creds.redact(&e.summary()))
                 .or_default() += 1;
         }
-        for (ids, why, _) in &r.retry {
-            back.extend(ids);
-            *report.errors.entry(why.clone()).or_default() += ids.len() as u64;
+        for (tickets, why, _) in &r.retry {
+            back.extend(tickets.iter().map(|t| t.id));
+            *report.errors.entry(why.clone()).or_default() += tickets.len() as u64;
         }
         store.unlease(&back)?;
         if let Some(e) = &r.auth {
