@@ -126,8 +126,9 @@ fn default_poll_secs() -> u64 {
 }
 
 impl SourceConfig {
-    /// The reader.
+    /// The reader of a `kind = "sql"` source (the only kind so far).
     pub fn sql(&self) -> leadsignal_sources::sql::SqlSource {
+        let SourceKind::Sql = self.kind;
         leadsignal_sources::sql::SqlSource {
             name: self.name.clone(),
             url: self.url.clone(),

@@ -3,7 +3,6 @@
 
 mod cmd;
 mod config;
-mod intake;
 mod report;
 mod secret;
 mod server;

@@ -168,9 +168,9 @@ fn import_generated(
     csv: &std::path::Path,
     db: &std::path::Path,
     now: i64,
-) -> anyhow::Result<(leadsignal_store::SqliteOutbox, super::import::Summary)> {
+) -> anyhow::Result<(leadsignal_store::SqliteOutbox, leadsignal_intake::Summary)> {
     let mut store = leadsignal_store::SqliteOutbox::open(db.to_str().expect("UTF-8 path"))?;
-    let summary = super::import::import_files(
+    let summary = leadsignal_intake::import_files(
         std::slice::from_ref(&csv.to_path_buf()),
         &leadsignal_sources::Mapping::record_fields(),
         &config(),

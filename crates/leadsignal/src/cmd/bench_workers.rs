@@ -81,7 +81,7 @@ pub fn run(a: WorkersArgs) -> anyhow::Result<std::process::ExitCode> {
             "DROP SCHEMA IF EXISTS {schema} CASCADE; CREATE SCHEMA {schema}"
         ))?;
         let mut store = leadsignal_store::PgOutbox::open(&url)?;
-        let imported = super::import::import_files(
+        let imported = leadsignal_intake::import_files(
             std::slice::from_ref(&csv),
             &leadsignal_sources::Mapping::record_fields(),
             &pc,

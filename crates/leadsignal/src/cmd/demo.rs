@@ -4,7 +4,8 @@
 
 use crate::config::Config;
 use crate::report::{dropped_lines, expired_line, violation_lines, Style, Tally};
-use leadsignal_core::{prepare, EventsRequest, Prepared, StageChange};
+use leadsignal_core::{EventsRequest, Prepared, StageChange};
+use leadsignal_intake::{check_change, Checked};
 use leadsignal_sandbox::{self as sandbox, SandboxConfig};
 use leadsignal_sources::{FileFormat, FileRows};
 use leadsignal_store::{EnqueueContext, Incoming, MissingStages, Outbox};
@@ -108,42 +109,47 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             }
             Ok(mut sc) => {
                 shift(&mut sc, delta);
-                match prepare(&sc, &pc, now) {
-                    Ok(p) if p.is_expired(now) => {
+                let checked = check_change(sc, &fingerprint, &pc, now, &mut Vec::new());
+                match &checked {
+                    Checked::Event {
+                        prepared: p,
+                        origin,
+                        ..
+                    } if p.is_expired(now) => {
                         tally.expire(p.event.event_time, &p.dropped);
                         expired.push(expired_line(
-                            &sc.origin,
+                            origin,
                             &p.event.event_name,
                             p.event.event_time,
                             &pc.time.expired_message(p.event.event_time, now),
                             Style::Text,
                         ));
-                        batch.push(Incoming::event(p, sc.origin, sc.crm_id, sc.lead_created_at));
                     }
-                    Ok(p) => {
+                    Checked::Event {
+                        prepared: p,
+                        origin,
+                        ..
+                    } => {
                         tally.accept(&p.dropped);
-                        warnings.extend(dropped_lines(&sc.origin, &p.dropped, Style::Text));
+                        warnings.extend(dropped_lines(origin, &p.dropped, Style::Text));
                         writeln!(
                             out,
                             "  ok  {:<14} {:<26} {:<24} keys: {}",
-                            sc.origin.to_string(),
+                            origin.to_string(),
                             &*p.event.event_name,
                             p.lifecycle.as_str(),
                             p.event.user_data.keys().join(" ")
                         )?;
-                        accepted.push(p.clone());
-                        batch.push(Incoming::event(p, sc.origin, sc.crm_id, sc.lead_created_at));
+                        accepted.push((**p).clone());
                     }
-                    Err(v) => {
-                        tally.reject(&v);
-                        problems.extend(violation_lines(&sc.origin, &v, Style::Text));
-                        batch.push(Incoming::Rejected {
-                            origin: sc.origin,
-                            fingerprint,
-                            violations: v,
-                        });
+                    Checked::Rejected {
+                        origin, violations, ..
+                    } => {
+                        tally.reject(violations);
+                        problems.extend(violation_lines(origin, violations, Style::Text));
                     }
                 }
+                batch.push(checked.into_incoming());
             }
         }
     }

@@ -6,7 +6,6 @@ pub mod bench_workers;
 pub mod demo;
 pub mod hash;
 pub mod import;
-pub mod poll;
 pub mod preview;
 pub mod sandbox;
 pub mod send;

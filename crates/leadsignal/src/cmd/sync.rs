@@ -68,7 +68,7 @@ pub fn run(config: Option<&Path>, a: Args) -> anyhow::Result<ExitCode> {
     let client = cfg.graph_client()?;
     let mut store = leadsignal_store::open(&cfg.store.url)?;
     let now = super::now_or(None);
-    let imported = super::import::import_files(
+    let imported = leadsignal_intake::import_files(
         &files,
         &mapping,
         &pc,
@@ -78,7 +78,20 @@ pub fn run(config: Option<&Path>, a: Args) -> anyhow::Result<ExitCode> {
         |_| {},
         |_| {},
     )?;
-    let polled = super::poll::poll_all(&cfg, &pc, &mut *store, now)?;
+    let polled = cfg
+        .sources
+        .iter()
+        .map(|source| {
+            leadsignal_intake::poll_source(
+                &source.sql(),
+                &source.initial_cursor,
+                &pc,
+                cfg.funnel.missing_stages,
+                &mut *store,
+                now,
+            )
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

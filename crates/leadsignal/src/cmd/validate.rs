@@ -1,11 +1,11 @@
 //! `leadsignal validate <file>...`: offline check of CRM stage-change files.
 
 use crate::config::Config;
-use crate::intake::{self, Checked, Identities};
 use crate::report::{
     dropped_lines, expired_line, skipped_lines, violation_lines, warning_lines, Style, Tally,
 };
 use leadsignal_core::{Origin, Prepared};
+use leadsignal_intake::{self as intake, Checked, Identities};
 use leadsignal_sources::{Detected, FileRows};
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -63,8 +63,9 @@ pub fn start(
                 }
                 next_poll[i] =
                     std::time::Instant::now() + Duration::from_secs(source.poll_secs.max(1));
-                match crate::cmd::poll::poll_source(
-                    source,
+                match leadsignal_intake::poll_source(
+                    &source.sql(),
+                    &source.initial_cursor,
                     &pc,
                     missing,
                     &mut *store,
@@ -205,7 +206,7 @@ impl Inbox {
                 }
             };
             let now = super::unix_now();
-            let result = crate::cmd::import::import_files(
+            let result = leadsignal_intake::import_files(
                 std::slice::from_ref(&file),
                 mapping,
                 pc,

@@ -3,13 +3,13 @@
 //! and rule). Raw contact data is hashed here, before anything is stored.
 
 use super::{bearer_ok, problem, AppState};
-use crate::intake::Checked;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use leadsignal_core::{Origin, Violation};
+use leadsignal_intake::Checked;
 use leadsignal_sources::ingest::{self, IngestFormat, Item};
 use leadsignal_store::{Incoming, ItemOutcome};
 use serde::{Deserialize, Serialize};
@@ -379,7 +379,7 @@ async fn receive_to(
             }
             Item::Row(row) => *row,
         };
-        let incoming = match crate::intake::check(row, &pc, now).0 {
+        let incoming = match leadsignal_intake::check(row, &pc, now).0 {
             Checked::Rejected {
                 origin,
                 fingerprint,

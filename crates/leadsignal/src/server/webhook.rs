@@ -8,9 +8,10 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use leadsignal_core::{prepare, Origin, StageChange};
+use leadsignal_core::{Origin, StageChange};
+use leadsignal_intake::{check_change, Checked};
 use leadsignal_sources::webhook::{self, WebhookError};
-use leadsignal_store::{Incoming, ItemOutcome};
+use leadsignal_store::ItemOutcome;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -106,14 +107,13 @@ pub async fn deliver(State(st): State<Arc<AppState>>, headers: HeaderMap, body: 
             origin: origin.clone(),
             ..Default::default()
         };
-        items.push(match prepare(&sc, &st.pc, now) {
-            // With `fetch_leads`, held briefly so that the enriched version
-            // (below) is what Meta gets.
-            Ok(p) => match hold {
-                Some(t) => Incoming::event(p, origin, None, l.created_time).not_before(t),
-                None => Incoming::event(p, origin, None, l.created_time),
-            },
-            Err(v) => super::ingest::rejected(origin, format!("leadgen:{}", l.lead_id.get()), v),
+        let fingerprint = format_args!("leadgen:{}", l.lead_id.get());
+        let item = check_change(sc, fingerprint, &st.pc, now, &mut Vec::new()).into_incoming();
+        // With `fetch_leads`, held briefly so that the enriched version
+        // (below) is what Meta gets.
+        items.push(match hold {
+            Some(t) => item.not_before(t),
+            None => item,
         });
     }
     let outcomes = match st.writer.write(items).await {
@@ -192,11 +192,11 @@ async fn enrich(st: Arc<AppState>, leads: Vec<webhook::Leadgen>, now: i64) {
             origin: Origin::new("webhook:meta", 0),
             ..Default::default()
         };
-        match prepare(&sc, &st.pc, now) {
-            Ok(p) => items.push(Incoming::event(p, sc.origin, None, created)),
-            Err(v) => {
-                tracing::warn!(lead_id = l.lead_id.get(), rules = ?v.iter().map(|v| v.code).collect::<Vec<_>>(), "fetched lead answers not usable")
+        match check_change(sc, "", &st.pc, now, &mut Vec::new()) {
+            Checked::Rejected { violations, .. } => {
+                tracing::warn!(lead_id = l.lead_id.get(), rules = ?violations.iter().map(|v| v.code).collect::<Vec<_>>(), "fetched lead answers not usable")
             }
+            event => items.push(event.into_incoming()),
         }
     }
     if items.is_empty() {
