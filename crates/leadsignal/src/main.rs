@@ -1,11 +1,14 @@
 //! `leadsignal`: sends CRM lead-stage changes to Meta's Conversions API as
 //! Conversion Leads events. See README.md for the commands and configuration.
 
+mod bench;
+mod clock;
 mod cmd;
 mod config;
 mod report;
 mod secret;
 mod server;
+mod summary;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -70,7 +73,7 @@ enum Command {
     /// Run bundled sample CRM data through the whole path (no config needed).
     Demo(cmd::demo::Args),
     /// Measure events/second of prepare + serialization, and peak memory.
-    Bench(cmd::bench::Args),
+    Bench(bench::Args),
 }
 
 fn main() -> ExitCode {
@@ -87,7 +90,7 @@ fn main() -> ExitCode {
         Command::Sync(a) => cmd::sync::run(cli.config.as_deref(), a),
         Command::Status(a) => cmd::status::run(cli.config.as_deref(), a),
         Command::Demo(a) => cmd::demo::run(a),
-        Command::Bench(a) => cmd::bench::run(a),
+        Command::Bench(a) => bench::run(a),
     };
     match result {
         Ok(code) => code,

@@ -62,7 +62,7 @@ fn shift(sc: &mut StageChange, delta: i64) {
 pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let cfg = Config::from_toml(CONFIG)?;
     let pc = cfg.prepare_config("unset")?;
-    let now = super::now_or(a.now);
+    let now = crate::clock::now_or(a.now);
     let rows: Vec<_> = FileRows::from_reader(
         "demo.jsonl".into(),
         Box::new(SAMPLE.as_bytes()),
@@ -228,7 +228,7 @@ fn deliver(
         }
     };
     let mut store = leadsignal_store::SqliteOutbox::open(path.to_str().expect("UTF-8 path"))?;
-    let now = super::now_or(None);
+    let now = crate::clock::now_or(None);
     let report = store.enqueue(
         &batch,
         &EnqueueContext {
@@ -326,7 +326,7 @@ fn serve_demo(
         writeln!(
             out,
             "\nServing (Ctrl-C stops, nothing is lost):\n  dashboard   {base}/\n  sandbox     {base}/sandbox   (what \"Meta\" received)\n  metrics     {base}/metrics\n  API token   {api_token}   (this run only)\n  push a stage change:\n    curl -H 'Authorization: Bearer {api_token}' -d '[{{\"lead_id\":\"1234567890123456\",\"stage\":\"won\",\"changed_at\":{},\"email\":\"jane@example.com\"}}]' {base}/v1/stage-changes",
-            super::now_or(None) - 60
+            crate::clock::now_or(None) - 60
         )?;
         out.flush()?;
         server.wait().await

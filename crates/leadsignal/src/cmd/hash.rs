@@ -50,7 +50,7 @@ pub fn run(config: Option<&Path>, a: Args) -> anyhow::Result<ExitCode> {
     let ctx = Context::new(
         &cfg.normalize_options(),
         record_country,
-        super::now_or(a.now),
+        crate::clock::now_or(a.now),
     );
     let result = normalize(field, &a.value, &ctx);
     let (normalized, hash) = match &result {

@@ -41,64 +41,13 @@ pub struct Args {
     pub dataset: Option<String>,
 }
 
-pub fn text(s: &Summary) -> String {
-    let r = &s.store;
-    let mut out = format!(
-        "{} rows read in {:.1}s: {} accepted, {} already known, {} inferred earlier stages, {} held, {} expired, {} rejected",
-        s.rows, s.seconds, r.accepted, r.already_known, r.inferred, r.held, r.expired, r.rejected
-    );
-    if r.released > 0 {
-        out.push_str(&format!(", {} held events released", r.released));
-    }
-    if r.recovered > 0 {
-        out.push_str(&format!(
-            ", {} with Meta's lead ID recovered by e-mail or phone",
-            r.recovered
-        ));
-    }
-    if r.ambiguous > 0 {
-        out.push_str(&format!(
-            ", {} whose e-mail or phone belongs to several leads (no lead ID attached)",
-            r.ambiguous
-        ));
-    }
-    if r.skipped > 0 {
-        out.push_str(&format!(
-            ", {} skipped (leads made by Meta's Lead Ads testing tool)",
-            r.skipped
-        ));
-    }
-    if s.footer_lines > 0 {
-        out.push_str(&format!("; footer skipped ({} lines)", s.footer_lines));
-    }
-    if let Some(e) = crate::report::expired_summary(r.expired, r.oldest_expired) {
-        out.push_str(&format!("\n{e}"));
-    }
-    if !r.rejected_by_rule.is_empty() {
-        out.push_str("\nrejected by rule:");
-    }
-    for (rule, n) in &r.rejected_by_rule {
-        out.push_str(&format!("\n  {rule:<34} {n}"));
-    }
-    if !s.warnings_by_rule.is_empty() {
-        out.push_str("\nwarnings by rule (rows kept; `leadsignal validate` lists them):");
-    }
-    for (rule, n) in &s.warnings_by_rule {
-        out.push_str(&format!("\n  {rule:<34} {n}"));
-    }
-    for f in &s.unreadable_files {
-        out.push_str(&format!("\nunreadable: {f}"));
-    }
-    out
-}
-
 pub fn run(config: Option<&Path>, a: Args) -> anyhow::Result<ExitCode> {
     let (cfg, _) = Config::load(config)?;
     let cfg = cfg.for_dataset(a.dataset.as_deref())?;
     let pc = cfg.prepare_config_for_outbox()?;
     let mapping = cfg.mapping(a.preset.as_deref())?;
     let mut store = leadsignal_store::open(&cfg.store.url)?;
-    let now = super::now_or(a.now);
+    let now = crate::clock::now_or(a.now);
     let style = if a.json { Style::Json } else { Style::Text };
 
     let mut rejects = match &a.rejects {
@@ -171,7 +120,7 @@ pub fn run(config: Option<&Path>, a: Args) -> anyhow::Result<ExitCode> {
     let out = &mut std::io::stdout().lock();
     match style {
         Style::Json => writeln!(out, "{}", serde_json::to_string(&summary)?)?,
-        Style::Text => writeln!(out, "{}", text(&summary))?,
+        Style::Text => writeln!(out, "{}", crate::summary::import_text(&summary))?,
     }
     Ok(
         if summary.store.rejected > 0 || !summary.unreadable_files.is_empty() {

@@ -115,7 +115,7 @@ pub fn run(config: Option<&Path>, a: Args) -> anyhow::Result<ExitCode> {
         eprintln!("note: [meta] dataset_id is not set; event_id values are computed for dataset \"unset\"");
     }
     let pc = cfg.prepare_config("unset")?;
-    let now = super::now_or(a.now);
+    let now = crate::clock::now_or(a.now);
     let style = if a.json { Style::Json } else { Style::Text };
     let mut changes: Vec<Result<StageChange, (Origin, Vec<leadsignal_core::Violation>)>> =
         Vec::new();

@@ -45,7 +45,7 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> anyhow::Result<ExitCode> {
-    let now = super::now_or(None);
+    let now = crate::clock::now_or(None);
     let mut cfg = match &a.config_json {
         Some(p) => serde_json::from_slice::<SandboxConfig>(&std::fs::read(p)?)
             .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?,

@@ -111,9 +111,9 @@ pub fn run(config: Option<&Path>, a: Args) -> anyhow::Result<ExitCode> {
             if !single {
                 println!("dataset {name} ({}):", report.dataset_id);
             }
-            print!("{}", summary(&report, &url));
+            print!("{}", crate::summary::send_text(&report, &url));
         }
-        worst = worst.max(severity(&report));
+        worst = worst.max(crate::summary::send_severity(&report));
     }
     Ok(ExitCode::from(worst))
 }
@@ -146,70 +146,4 @@ fn progress_line(r: &SendReport) -> String {
         r.retried,
         r.requests
     )
-}
-
-/// The exit status for a report.
-pub fn exit_code(r: &SendReport) -> ExitCode {
-    ExitCode::from(severity(r))
-}
-
-/// 3 delivery paused, 1 some events rejected or expired, 0 otherwise (the
-/// worst of several datasets is the exit status).
-fn severity(r: &SendReport) -> u8 {
-    if r.paused.is_some() {
-        3
-    } else if r.rejected > 0 || r.expired > 0 {
-        1
-    } else {
-        0
-    }
-}
-
-/// The human summary of a run.
-pub fn summary(r: &SendReport, url: &str) -> String {
-    let mut s = String::new();
-    if r.test {
-        s.push_str(&format!(
-            "{} events sent to Test Events ({url}) in {:.1}s; nothing marked as sent\n",
-            r.test_sent, r.seconds
-        ));
-    } else {
-        s.push_str(&format!(
-            "{} events accepted by Meta ({url}) in {:.1}s with {} requests\n",
-            r.accepted, r.seconds, r.requests
-        ));
-    }
-    if r.test && !r.errors.is_empty() {
-        s.push_str("Meta's verdict on the rest (left untouched):\n");
-        for (e, n) in &r.errors {
-            s.push_str(&format!("  {n:>8}  {e}\n"));
-        }
-    }
-    if r.rejected + r.expired > 0 {
-        s.push_str(&format!(
-            "{} rejected by Meta (quarantined), {} expired:\n",
-            r.rejected, r.expired
-        ));
-        for (e, n) in &r.errors {
-            s.push_str(&format!("  {n:>8}  {e}\n"));
-        }
-    }
-    if r.retried > 0 {
-        s.push_str(&format!(
-            "{} retries after transient failures or rate limits\n",
-            r.retried
-        ));
-    }
-    if r.left_pending > 0 {
-        s.push_str(&format!(
-            "{} events still pending (retry scheduled, or not yet claimable); the next `leadsignal send` continues\n",
-            r.left_pending
-        ));
-    }
-    if let Some(p) = &r.paused {
-        s.push_str(&format!(
-            "DELIVERY PAUSED: Meta refused the token or permissions: {p}\nNothing is lost. Fix [meta] access_token (or the dataset's permissions); the next `leadsignal send` probes and resumes by itself.\n"
-        ));
-    }
-    s
 }

@@ -22,7 +22,7 @@ pub struct Args {
 pub fn run(config: Option<&Path>, a: Args) -> anyhow::Result<ExitCode> {
     let (cfg, _) = Config::load(config)?;
     let store = leadsignal_store::open_existing(&cfg.store.url)?;
-    let now = super::now_or(a.now);
+    let now = crate::clock::now_or(a.now);
     let s = store.status(now)?;
     let out = &mut std::io::stdout().lock();
     if a.json {

@@ -67,7 +67,7 @@ pub fn run(config: Option<&Path>, a: Args) -> anyhow::Result<ExitCode> {
     let sc = cfg.sender_config()?;
     let client = cfg.graph_client()?;
     let mut store = leadsignal_store::open(&cfg.store.url)?;
-    let now = super::now_or(None);
+    let now = crate::clock::now_or(None);
     let imported = leadsignal_intake::import_files(
         &files,
         &mapping,
@@ -105,7 +105,7 @@ pub fn run(config: Option<&Path>, a: Args) -> anyhow::Result<ExitCode> {
         );
     } else {
         if !files.is_empty() {
-            println!("import: {}", super::import::text(&imported));
+            println!("import: {}", crate::summary::import_text(&imported));
         }
         for p in &polled {
             println!(
@@ -121,13 +121,13 @@ pub fn run(config: Option<&Path>, a: Args) -> anyhow::Result<ExitCode> {
         }
         print!(
             "send: {}",
-            super::send::summary(&sent, &client.events_url(&sc.dataset_id))
+            crate::summary::send_text(&sent, &client.events_url(&sc.dataset_id))
         );
     }
     let import_bad = imported.store.rejected > 0
         || !imported.unreadable_files.is_empty()
         || polled.iter().any(|p| p.store.rejected > 0);
-    let send_code = super::send::exit_code(&sent);
+    let send_code = crate::summary::send_exit_code(&sent);
     Ok(
         if sent.paused.is_some() || sent.rejected + sent.expired > 0 {
             send_code

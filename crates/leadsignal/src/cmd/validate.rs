@@ -48,7 +48,7 @@ pub fn run(config: Option<&Path>, a: Args) -> anyhow::Result<ExitCode> {
     let (cfg, _) = Config::load(config)?;
     let pc = cfg.prepare_config("unset")?;
     let mapping = cfg.mapping(a.preset.as_deref())?;
-    let now = super::now_or(a.now);
+    let now = crate::clock::now_or(a.now);
     let style = if a.json { Style::Json } else { Style::Text };
     let mut tally = Tally::default();
     let mut unreadable = 0u64;

@@ -1,9 +1,9 @@
 //! Read-only endpoints: one lead, the outbox status, health and readiness.
 
-use super::{bearer_ok, problem, AppState};
+use super::{ApiError, ApiResult, AppState};
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use axum::Json;
 use leadsignal_core::LeadId;
 use std::sync::atomic::Ordering;
@@ -22,23 +22,16 @@ use std::sync::Arc;
     ),
     security(("bearer" = []))
 )]
-pub async fn lead(
-    State(st): State<Arc<AppState>>,
-    Path(lead_id): Path<String>,
-    headers: HeaderMap,
-) -> Response {
-    if !bearer_ok(&st, &headers) {
-        return problem(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
-    }
-    let id = match LeadId::parse(&lead_id) {
-        Ok(id) => id,
-        Err(e) => return problem(StatusCode::BAD_REQUEST, &format!("lead_id: {e}")),
-    };
+pub async fn lead(State(st): State<Arc<AppState>>, Path(lead_id): Path<String>) -> ApiResult {
+    let id = LeadId::parse(&lead_id).map_err(|e| ApiError::bad_request(format!("lead_id: {e}")))?;
     let dataset = st.pc.dataset_id.clone();
     match st.read(move |s| s.lead(&dataset, id.get())).await {
-        Ok(Some(l)) => Json(l).into_response(),
-        Ok(None) => problem(StatusCode::NOT_FOUND, "no such lead in this dataset"),
-        Err(e) => problem(StatusCode::SERVICE_UNAVAILABLE, &e),
+        Ok(Some(l)) => Ok(Json(l).into_response()),
+        Ok(None) => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no such lead in this dataset",
+        )),
+        Err(e) => Err(ApiError::unavailable(e)),
     }
 }
 
@@ -52,13 +45,10 @@ pub async fn lead(
     ),
     security(("bearer" = []))
 )]
-pub async fn status(State(st): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    if !bearer_ok(&st, &headers) {
-        return problem(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
-    }
+pub async fn status(State(st): State<Arc<AppState>>) -> ApiResult {
     match st.read(|s| s.status(super::unix_now())).await {
-        Ok(s) => Json(s).into_response(),
-        Err(e) => problem(StatusCode::SERVICE_UNAVAILABLE, &e),
+        Ok(s) => Ok(Json(s).into_response()),
+        Err(e) => Err(ApiError::unavailable(e)),
     }
 }
 
@@ -77,23 +67,17 @@ pub async fn healthz() -> &'static str {
         (status = 503, description = "Store unreachable, delivery paused, or shutting down", body = super::Problem),
     )
 )]
-pub async fn readyz(State(st): State<Arc<AppState>>) -> Response {
+pub async fn readyz(State(st): State<Arc<AppState>>) -> ApiResult {
     if st.stopping.load(Ordering::Relaxed) {
-        return problem(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
+        return Err(ApiError::unavailable("shutting down"));
     }
     let dataset = st.pc.dataset_id.clone();
     match st.read(move |s| s.paused(&dataset)).await {
-        Ok(None) => (StatusCode::OK, "ready").into_response(),
-        Ok(Some(p)) => problem(
-            StatusCode::SERVICE_UNAVAILABLE,
-            &format!(
-                "delivery to dataset {} is paused: {}",
-                p.dataset_id, p.reason
-            ),
-        ),
-        Err(e) => problem(
-            StatusCode::SERVICE_UNAVAILABLE,
-            &format!("store unreachable: {e}"),
-        ),
+        Ok(None) => Ok((StatusCode::OK, "ready").into_response()),
+        Ok(Some(p)) => Err(ApiError::unavailable(format!(
+            "delivery to dataset {} is paused: {}",
+            p.dataset_id, p.reason
+        ))),
+        Err(e) => Err(ApiError::unavailable(format!("store unreachable: {e}"))),
     }
 }

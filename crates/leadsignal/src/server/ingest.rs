@@ -2,13 +2,15 @@
 //! by item (accepted, already known, held, ignored, or rejected with field
 //! and rule). Raw contact data is hashed here, before anything is stored.
 
-use super::{bearer_ok, problem, AppState};
+use super::auth::{token_ok, unauthorized, Authorized};
+use super::{ApiError, ApiResult, AppState};
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
+use axum::Extension;
 use axum::Json;
-use leadsignal_core::{Origin, Violation};
+use leadsignal_core::Violation;
 use leadsignal_intake::Checked;
 use leadsignal_sources::ingest::{self, IngestFormat, Item};
 use leadsignal_store::{Incoming, ItemOutcome};
@@ -167,30 +169,22 @@ fn errors(v: &[Violation]) -> Vec<ItemError> {
 pub async fn stage_changes(
     State(st): State<Arc<AppState>>,
     Query(q): Query<HashMap<String, String>>,
-    headers: HeaderMap,
     body: Bytes,
-) -> Response {
-    let format = match IngestFormat::parse(q.get("format").map_or("", String::as_str)) {
-        Some(f) => f,
-        None => {
-            return problem(
-                StatusCode::BAD_REQUEST,
-                "unknown format: use records, hubspot or salesforce",
-            )
-        }
-    };
+) -> ApiResult {
+    let format =
+        IngestFormat::parse(q.get("format").map_or("", String::as_str)).ok_or_else(|| {
+            ApiError::bad_request("unknown format: use records, hubspot or salesforce")
+        })?;
     let Some(target) = st.target(q.get("dataset").map(String::as_str)) else {
-        // Dataset names are for authenticated callers only.
-        if !bearer_ok(&st, &headers) {
-            return problem(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
-        }
+        // Dataset names are for authenticated callers only (the route
+        // takes nothing else).
         let known: Vec<&str> = st.targets.iter().map(|t| t.0.as_str()).collect();
-        return problem(
+        return Err(ApiError::new(
             StatusCode::NOT_FOUND,
-            &format!("unknown dataset: use one of {}", known.join(", ")),
-        );
+            format!("unknown dataset: use one of {}", known.join(", ")),
+        ));
     };
-    receive_to(st, target, format, headers, body, false).await
+    receive(st, target, format, body).await
 }
 
 /// One HubSpot webhook event (the fields read).
@@ -232,12 +226,15 @@ pub struct HubspotEventDoc {
 )]
 pub async fn hubspot(
     State(st): State<Arc<AppState>>,
+    bearer: Option<Extension<Authorized>>,
     uri: axum::http::Uri,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
-    let signed = hubspot_signed(&st, &uri, &headers, &body);
-    receive(st, IngestFormat::Hubspot, headers, body, signed).await
+) -> ApiResult {
+    if bearer.is_none() && !hubspot_signed(&st, &uri, &headers, &body) {
+        return Err(unauthorized());
+    }
+    receive(st, 0, IngestFormat::Hubspot, body).await
 }
 
 /// A Salesforce outbound message (SOAP), answered with Salesforce's Ack.
@@ -254,12 +251,8 @@ pub async fn hubspot(
     ),
     security(("bearer" = []))
 )]
-pub async fn salesforce(
-    State(st): State<Arc<AppState>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    receive(st, IngestFormat::Salesforce, headers, body, false).await
+pub async fn salesforce(State(st): State<Arc<AppState>>, body: Bytes) -> ApiResult {
+    receive(st, 0, IngestFormat::Salesforce, body).await
 }
 
 /// A Salesforce outbound message with the API token as the last path
@@ -279,12 +272,14 @@ pub async fn salesforce(
 )]
 pub async fn salesforce_with_token(
     State(st): State<Arc<AppState>>,
+    bearer: Option<Extension<Authorized>>,
     axum::extract::Path(token): axum::extract::Path<String>,
-    headers: HeaderMap,
     body: Bytes,
-) -> Response {
-    let ok = super::token_ok(&st, &token);
-    receive(st, IngestFormat::Salesforce, headers, body, ok).await
+) -> ApiResult {
+    if bearer.is_none() && !token_ok(&st, &token) {
+        return Err(unauthorized());
+    }
+    receive(st, 0, IngestFormat::Salesforce, body).await
 }
 
 /// Whether a HubSpot request carries a valid v3 signature.
@@ -318,30 +313,11 @@ fn hubspot_signed(st: &AppState, uri: &axum::http::Uri, headers: &HeaderMap, bod
     }
 }
 
-async fn receive(
-    st: Arc<AppState>,
-    format: IngestFormat,
-    headers: HeaderMap,
-    body: Bytes,
-    authorized: bool,
-) -> Response {
-    receive_to(st, 0, format, headers, body, authorized).await
-}
-
-/// `receive` for dataset `target` (an index of `AppState::targets`).
-async fn receive_to(
-    st: Arc<AppState>,
-    target: usize,
-    format: IngestFormat,
-    headers: HeaderMap,
-    body: Bytes,
-    authorized: bool,
-) -> Response {
-    if !authorized && !bearer_ok(&st, &headers) {
-        return problem(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
-    }
+/// Stores what an authorized request carries for dataset `target` (an
+/// index of `AppState::targets`) and answers item by item.
+async fn receive(st: Arc<AppState>, target: usize, format: IngestFormat, body: Bytes) -> ApiResult {
     if st.stopping.load(Ordering::Relaxed) {
-        return problem(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
+        return Err(ApiError::unavailable("shutting down"));
     }
     // A stable source name: the same bad item sent again is quarantined once.
     let source = match format {
@@ -349,10 +325,8 @@ async fn receive_to(
         IngestFormat::Hubspot => "http:hubspot",
         IngestFormat::Salesforce => "http:salesforce",
     };
-    let items = match ingest::parse(&body, format, &st.ingest, source) {
-        Ok(items) => items,
-        Err(e) => return problem(StatusCode::BAD_REQUEST, &e.to_string()),
-    };
+    let items = ingest::parse(&body, format, &st.ingest, source)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let now = super::unix_now();
     let pc = Arc::clone(&st.targets[target].1);
     let items = with_known_lead_ids(&st, &pc.dataset_id, items).await;
@@ -379,59 +353,32 @@ async fn receive_to(
             }
             Item::Row(row) => *row,
         };
-        let incoming = match leadsignal_intake::check(row, &pc, now).0 {
-            Checked::Rejected {
-                origin,
-                fingerprint,
-                violations,
-            } => Err((origin, fingerprint, violations)),
-            ok => Ok(ok.into_incoming()),
+        let checked = leadsignal_intake::check(row, &pc, now).0;
+        let answer = match &checked {
+            Checked::Event { prepared, .. } => ItemAnswer {
+                item: n,
+                status: String::new(),
+                event_name: Some(prepared.event.event_name.to_string()),
+                event_id: Some(prepared.event.event_id.as_str().to_string()),
+                errors: Vec::new(),
+            },
+            Checked::Rejected { violations, .. } => ItemAnswer {
+                item: n,
+                status: String::new(),
+                event_name: None,
+                event_id: None,
+                errors: errors(violations),
+            },
         };
-        let (answer, incoming) = match incoming {
-            Ok(inc) => {
-                let (name, id) = match &inc {
-                    Incoming::Event { prepared, .. } => (
-                        prepared.event.event_name.to_string(),
-                        prepared.event.event_id.as_str().to_string(),
-                    ),
-                    Incoming::Rejected { .. } => unreachable!("built as an event"),
-                };
-                (
-                    ItemAnswer {
-                        item: n,
-                        status: String::new(),
-                        event_name: Some(name),
-                        event_id: Some(id),
-                        errors: Vec::new(),
-                    },
-                    inc,
-                )
-            }
-            Err((origin, fingerprint, violations)) => (
-                ItemAnswer {
-                    item: n,
-                    status: String::new(),
-                    event_name: None,
-                    event_id: None,
-                    errors: errors(&violations),
-                },
-                rejected(origin, fingerprint, violations),
-            ),
-        };
+        let incoming = checked.into_incoming();
         stored_at.push(answers.len());
         answers.push(answer);
         stored.push(incoming);
     }
-    let outcomes = match st.writer.write_to(target, stored).await {
-        Ok(o) => o,
-        Err(e) => {
-            tracing::error!(error = %e, "stage changes not stored");
-            return problem(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the outbox cannot be written; nothing was stored, send again",
-            );
-        }
-    };
+    let outcomes = st.writer.write_to(target, stored).await.map_err(|e| {
+        tracing::error!(error = %e, "stage changes not stored");
+        ApiError::unavailable("the outbox cannot be written; nothing was stored, send again")
+    })?;
     for (at, outcome) in stored_at.into_iter().zip(outcomes) {
         answers[at].status = match outcome {
             ItemOutcome::Accepted => "accepted",
@@ -458,23 +405,14 @@ async fn receive_to(
     st.metrics.ingested(&answer);
     if format == IngestFormat::Salesforce {
         // Salesforce wants its acknowledgement, or it delivers again.
-        return (
+        return Ok((
             StatusCode::OK,
             [(header::CONTENT_TYPE, "text/xml; charset=utf-8")],
             ingest::SALESFORCE_ACK,
         )
-            .into_response();
+            .into_response());
     }
-    Json(answer).into_response()
-}
-
-/// A rejected item for the quarantine.
-pub fn rejected(origin: Origin, fingerprint: String, violations: Vec<Violation>) -> Incoming {
-    Incoming::Rejected {
-        origin,
-        fingerprint,
-        violations,
-    }
+    Ok(Json(answer).into_response())
 }
 
 /// Items that name their lead by CRM record ID only (HubSpot and Salesforce

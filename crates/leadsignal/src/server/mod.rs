@@ -11,131 +11,32 @@
 //! - `background.rs`: the sender loop and the folder poller.
 
 mod api;
+mod auth;
 mod background;
 mod dashboard;
 pub mod ingest;
 mod metrics;
+mod problem;
+mod state;
 mod webhook;
 mod writer;
 
 use crate::config::Config;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
-use leadsignal_core::PrepareConfig;
+use axum::{middleware, Router};
 use leadsignal_sources::ingest::IngestOptions;
-use leadsignal_store::{Outbox, StoreError};
-use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use utoipa::OpenApi;
 
+pub use problem::{ApiError, ApiResult, Problem};
+pub use state::AppState;
 pub use writer::Writer;
 
-/// Seconds since the Unix epoch.
-pub fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
-
-/// Everything the handlers share.
-pub struct AppState {
-    /// How stage changes become events (the default dataset).
-    pub pc: Arc<PrepareConfig>,
-    /// Every dataset stage changes may be posted to (`?dataset=NAME`), by
-    /// name; the first is the default (`pc`).
-    pub targets: Vec<(String, Arc<PrepareConfig>)>,
-    /// Settings of the CRM-specific shapes.
-    pub ingest: IngestOptions,
-    /// Writes to the outbox.
-    pub writer: Writer,
-    /// Reads from the outbox (status, leads, dashboard).
-    reader: Mutex<Box<dyn Outbox + Send>>,
-    /// Bearer token for `/v1/*`.
-    api_token: String,
-    /// Lead Ads webhook subscription token.
-    verify_token: Option<String>,
-    /// App secret (webhook signatures).
-    app_secret: Option<String>,
-    /// The stage a webhook lead starts at.
-    webhook_stage: String,
-    /// Counters.
-    pub metrics: metrics::Metrics,
-    /// Set on SIGTERM/SIGINT.
-    pub stopping: AtomicBool,
-    /// Where the sandbox is, when Meta is the sandbox (dashboard page).
-    sandbox_url: Option<String>,
-    /// Fetching webhook leads' form answers, when on.
-    fetch: Option<webhook::Fetch>,
-    /// HubSpot app client secret (v3 request signatures).
-    hubspot_secret: Option<String>,
-    /// The URL this server is reached at from outside (signatures).
-    public_url: Option<String>,
-}
-
-impl AppState {
-    /// The index of dataset `name` in `targets` (`None` or `default`: the first).
-    pub fn target(&self, name: Option<&str>) -> Option<usize> {
-        match name {
-            None => Some(0),
-            Some(n) => self.targets.iter().position(|t| t.0 == n),
-        }
-    }
-
-    /// Runs a read on the reader connection, off the async threads.
-    async fn read<T: Send + 'static>(
-        self: &Arc<Self>,
-        f: impl FnOnce(&mut dyn Outbox) -> Result<T, StoreError> + Send + 'static,
-    ) -> Result<T, String> {
-        let st = Arc::clone(self);
-        tokio::task::spawn_blocking(move || {
-            let mut guard = st
-                .reader
-                .lock()
-                .map_err(|_| "store lock poisoned".to_string())?;
-            f(guard.as_mut()).map_err(|e| e.to_string())
-        })
-        .await
-        .map_err(|e| e.to_string())?
-    }
-}
-
-/// An error answer: `{"error": "..."}`.
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct Problem {
-    /// What is wrong.
-    pub error: String,
-}
-
-/// An error answer with `status`.
-pub fn problem(status: StatusCode, message: &str) -> Response {
-    (
-        status,
-        Json(Problem {
-            error: message.to_string(),
-        }),
-    )
-        .into_response()
-}
-
-/// `Authorization: Bearer <[server] api_token>`, compared in constant time.
-fn bearer_ok(st: &AppState, headers: &HeaderMap) -> bool {
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    token_ok(st, given)
-}
-
-/// `given` is the API token (constant-time comparison).
-fn token_ok(st: &AppState, given: &str) -> bool {
-    leadsignal_graph::proof::constant_time_eq(given.as_bytes(), st.api_token.as_bytes())
-        && !st.api_token.is_empty()
-}
+pub(crate) use crate::clock::unix_now;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -181,18 +82,24 @@ async fn openapi() -> Response {
     ([(header::CONTENT_TYPE, "application/json")], openapi_json()).into_response()
 }
 
-/// The routes.
+/// The routes. The API routes take the bearer token (`auth::require`);
+/// the two CRM routes that cannot send one take it or their own proof; the
+/// webhook is signed; health, metrics, the OpenAPI document and the
+/// dashboard are open.
 pub fn router(st: Arc<AppState>, max_body_bytes: usize) -> Router {
-    Router::new()
+    let api = Router::new()
         .route("/v1/stage-changes", post(ingest::stage_changes))
-        .route("/v1/stage-changes/hubspot", post(ingest::hubspot))
         .route("/v1/stage-changes/salesforce", post(ingest::salesforce))
+        .route("/v1/leads/{lead_id}", get(api::lead))
+        .route("/v1/status", get(api::status))
+        .route_layer(middleware::from_fn(auth::require));
+    Router::new()
+        .merge(api)
+        .route("/v1/stage-changes/hubspot", post(ingest::hubspot))
         .route(
             "/v1/stage-changes/salesforce/{token}",
             post(ingest::salesforce_with_token),
         )
-        .route("/v1/leads/{lead_id}", get(api::lead))
-        .route("/v1/status", get(api::status))
         .route("/healthz", get(api::healthz))
         .route("/readyz", get(api::readyz))
         .route(
@@ -203,23 +110,28 @@ pub fn router(st: Arc<AppState>, max_body_bytes: usize) -> Router {
         .route("/openapi.json", get(openapi))
         .route("/", get(dashboard::page))
         .route("/sandbox", get(dashboard::sandbox_page))
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&st),
+            auth::authenticate,
+        ))
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .with_state(st)
 }
 
-async fn metrics_text(axum::extract::State(st): axum::extract::State<Arc<AppState>>) -> Response {
+async fn metrics_text(axum::extract::State(st): axum::extract::State<Arc<AppState>>) -> ApiResult {
     let now = unix_now();
-    match st.read(move |s| s.status(now)).await {
-        Ok(status) => (
-            [(
-                header::CONTENT_TYPE,
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-            )],
-            st.metrics.render(&status, now),
-        )
-            .into_response(),
-        Err(e) => problem(StatusCode::SERVICE_UNAVAILABLE, &e),
-    }
+    let status = st
+        .read(move |s| s.status(now))
+        .await
+        .map_err(ApiError::unavailable)?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        st.metrics.render(&status, now),
+    )
+        .into_response())
 }
 
 /// A running server (for `serve` and tests).

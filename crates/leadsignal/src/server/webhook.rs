@@ -2,11 +2,11 @@
 //! with their creation time and the funnel's first stage as their first
 //! event ("every stage, including the initial lead stage").
 
-use super::{problem, AppState};
+use super::{ApiError, ApiResult, AppState};
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use axum::Json;
 use leadsignal_core::{Origin, StageChange};
 use leadsignal_intake::{check_change, Checked};
@@ -33,7 +33,7 @@ use std::sync::Arc;
 pub async fn verify(
     State(st): State<Arc<AppState>>,
     Query(q): Query<HashMap<String, String>>,
-) -> Response {
+) -> ApiResult {
     let expected = st.verify_token.as_deref().unwrap_or("");
     match webhook::verify_subscription(
         q.get("hub.mode").map(String::as_str),
@@ -41,8 +41,8 @@ pub async fn verify(
         q.get("hub.challenge").map(String::as_str),
         expected,
     ) {
-        Ok(challenge) => (StatusCode::OK, challenge).into_response(),
-        Err(e) => problem(StatusCode::FORBIDDEN, &e.to_string()),
+        Ok(challenge) => Ok((StatusCode::OK, challenge).into_response()),
+        Err(e) => Err(ApiError::new(StatusCode::FORBIDDEN, e.to_string())),
     }
 }
 
@@ -70,12 +70,16 @@ pub struct WebhookAnswer {
         (status = 503, description = "Not stored; Meta delivers again", body = super::Problem),
     )
 )]
-pub async fn deliver(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn deliver(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult {
     let Some(secret) = st.app_secret.as_deref() else {
-        return problem(
+        return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "no [meta] app_secret configured: webhook deliveries cannot be verified",
-        );
+        ));
     };
     let sig = headers
         .get("x-hub-signature-256")
@@ -83,15 +87,15 @@ pub async fn deliver(State(st): State<Arc<AppState>>, headers: HeaderMap, body: 
     if let Err(e) = webhook::verify_signature(secret.as_bytes(), &body, sig) {
         st.metrics.webhook("refused");
         tracing::warn!(error = %e, "webhook delivery refused");
-        return problem(StatusCode::FORBIDDEN, &e.to_string());
+        return Err(ApiError::new(StatusCode::FORBIDDEN, e.to_string()));
     }
     let leads = match webhook::parse_leadgen(&body) {
         Ok(l) => l,
         Err(e @ WebhookError::Malformed(_)) => {
             st.metrics.webhook("malformed");
-            return problem(StatusCode::BAD_REQUEST, &e.to_string());
+            return Err(ApiError::bad_request(e.to_string()));
         }
-        Err(e) => return problem(StatusCode::BAD_REQUEST, &e.to_string()),
+        Err(e) => return Err(ApiError::bad_request(e.to_string())),
     };
     let now = super::unix_now();
     let source = "webhook:meta";
@@ -120,7 +124,7 @@ pub async fn deliver(State(st): State<Arc<AppState>>, headers: HeaderMap, body: 
         Ok(o) => o,
         Err(e) => {
             tracing::error!(error = %e, "webhook leads not stored");
-            return problem(StatusCode::SERVICE_UNAVAILABLE, "not stored; deliver again");
+            return Err(ApiError::unavailable("not stored; deliver again"));
         }
     };
     let count = |o: ItemOutcome| outcomes.iter().filter(|&&x| x == o).count();
@@ -146,7 +150,7 @@ pub async fn deliver(State(st): State<Arc<AppState>>, headers: HeaderMap, body: 
         known = answer.already_known,
         "Lead Ads webhook delivery stored"
     );
-    Json(answer).into_response()
+    Ok(Json(answer).into_response())
 }
 
 /// Fetching new leads' form answers from Meta (`[server] fetch_leads`).

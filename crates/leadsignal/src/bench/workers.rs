@@ -2,7 +2,8 @@
 //! one PostgreSQL outbox, against the in-process sandbox with latency; and
 //! the rate at which an import fills the PostgreSQL outbox.
 
-use super::bench::{generate_csv, peak_rss_mib};
+use super::data::generate_csv;
+use super::measure::peak_rss_mib;
 use leadsignal_core::sample::config;
 use std::process::{Command, Stdio};
 use std::time::Instant;
@@ -46,7 +47,7 @@ struct Run {
 pub fn run(a: WorkersArgs) -> anyhow::Result<std::process::ExitCode> {
     use leadsignal_sandbox::{self as sandbox, SandboxConfig};
     let pc = config();
-    let now = super::now_or(None);
+    let now = crate::clock::now_or(None);
     let dir = std::env::temp_dir().join(format!("leadsignal-bench-workers-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let csv = dir.join("events.csv");

@@ -44,7 +44,7 @@ pub fn run(a: IngestArgs) -> anyhow::Result<std::process::ExitCode> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let now = super::now_or(None);
+    let now = crate::clock::now_or(None);
     let result = runtime.block_on(async {
         let server = crate::server::start(cfg, "127.0.0.1:0").await?;
         let url = format!("http://{}/v1/stage-changes", server.addr);
@@ -104,7 +104,7 @@ pub fn run(a: IngestArgs) -> anyhow::Result<std::process::ExitCode> {
         latencies[((latencies.len() as f64 * p).ceil() as usize).clamp(1, latencies.len()) - 1]
     };
     let rate = accepted as f64 / seconds;
-    let rss = super::bench::peak_rss_mib();
+    let rss = super::measure::peak_rss_mib();
     if a.json {
         println!(
             "{}",
