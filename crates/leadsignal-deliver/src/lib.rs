@@ -23,7 +23,7 @@ pub use retry::RetryPolicy;
 
 use batch::{deliver, Batch, BatchResult};
 use leadsignal_graph::{Credentials, GraphClient, SendOptions};
-use leadsignal_store::{Outbox, OutboxEntry, StoreError};
+use leadsignal_store::{Delivery, OutboxEntry, StoreError};
 
 use serde::Serialize;
 use std::collections::{BTreeMap, VecDeque};
@@ -140,7 +140,7 @@ fn unix_now() -> i64 {
 /// Delivers everything due for one dataset, then returns. `progress` is
 /// called after every finished batch.
 pub async fn send_due(
-    store: &mut (dyn Outbox + Send),
+    store: &mut (dyn Delivery + Send),
     client: &GraphClient,
     cfg: &SenderConfig,
     mut progress: impl FnMut(&SendReport),
@@ -276,7 +276,7 @@ const READY: usize = 2;
 
 /// Gives batches claimed ahead back to the outbox, untouched.
 fn give_back(
-    store: &mut dyn Outbox,
+    store: &mut dyn Delivery,
     ready: &mut VecDeque<Vec<OutboxEntry>>,
 ) -> Result<(), StoreError> {
     let ids: Vec<i64> = ready.drain(..).flatten().map(|e| e.id).collect();
@@ -317,7 +317,7 @@ async fn run_batch(
 
 /// Records a batch's outcome in the outbox and the report.
 fn apply(
-    store: &mut dyn Outbox,
+    store: &mut dyn Delivery,
     cfg: &SenderConfig,
     r: BatchResult,
     report: &mut SendReport,
@@ -393,7 +393,7 @@ fn apply(
 
 /// Sends up to `test_limit` due events once to Test Events.
 async fn test_send(
-    store: &mut (dyn Outbox + Send),
+    store: &mut (dyn Delivery + Send),
     client: &GraphClient,
     cfg: &SenderConfig,
     report: &mut SendReport,

@@ -7,7 +7,7 @@ use crate::identities::Identities;
 use crate::IntakeError;
 use leadsignal_core::PrepareConfig;
 use leadsignal_sources::{FileRows, Mapping};
-use leadsignal_store::{EnqueueContext, EnqueueReport, Incoming, MissingStages, Outbox};
+use leadsignal_store::{Enqueue, EnqueueContext, EnqueueReport, Incoming, MissingStages};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -83,7 +83,7 @@ pub fn import_files(
     mapping: &Mapping,
     pc: &PrepareConfig,
     missing: MissingStages,
-    store: &mut dyn Outbox,
+    store: &mut dyn Enqueue,
     now: i64,
     mut on_progress: impl FnMut(&Summary),
     mut on_reject: impl FnMut(Reject),

@@ -7,7 +7,7 @@ use crate::check::check;
 use crate::IntakeError;
 use leadsignal_core::PrepareConfig;
 use leadsignal_sources::sql::{Poll, SqlError, SqlSource};
-use leadsignal_store::{EnqueueContext, EnqueueReport, Incoming, MissingStages, Outbox};
+use leadsignal_store::{Enqueue, EnqueueContext, EnqueueReport, Incoming, MissingStages};
 use serde::Serialize;
 
 /// Rows read per poll (one transaction each).
@@ -54,7 +54,7 @@ pub fn poll_source<P: Polled>(
     initial_cursor: &str,
     pc: &PrepareConfig,
     missing: MissingStages,
-    store: &mut dyn Outbox,
+    store: &mut dyn Enqueue,
     now: i64,
 ) -> Result<SourceSummary, IntakeError> {
     let name = source.name();

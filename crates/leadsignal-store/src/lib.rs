@@ -3,19 +3,23 @@
 //! The durable outbox: every prepared event is stored before anything is
 //! sent, with its delivery state; every rejected input row is kept in a
 //! quarantine with its position and reason (never raw contact data).
-//! [`Outbox`] is the one interface; [`SqliteOutbox`] the embedded default,
-//! [`PgOutbox`] for several workers sharing one PostgreSQL database.
+//! [`Outbox`] is the interface, in three parts by who uses them
+//! ([`Enqueue`], [`Delivery`], [`Reports`]); [`SqliteOutbox`] is the
+//! embedded default, [`PgOutbox`] for several workers sharing one
+//! PostgreSQL database.
+//!
+//! The store never calls Graph, never reads configuration files and never
+//! holds raw contact data: events arrive prepared and hashed.
 
 #![warn(missing_docs)]
 
-mod checkpoint;
 mod codec;
 mod model;
 mod pg;
 mod plan;
 mod recover;
+mod reports;
 mod sqlite;
-mod walk;
 
 pub use leadsignal_core::redact::redact_url;
 pub use model::*;
@@ -25,12 +29,15 @@ pub use sqlite::SqliteOutbox;
 /// Everything the outbox can fail with.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// The database itself.
-    #[error("database error: {0}")]
-    Db(#[from] rusqlite::Error),
-    /// PostgreSQL.
-    #[error("PostgreSQL error: {0}")]
-    Postgres(#[from] postgres::Error),
+    /// The database refused or failed a statement (the driver's error is
+    /// the source; its type is not part of this API).
+    #[error("{backend} error: {source}")]
+    Db {
+        /// `database` (SQLite) or `PostgreSQL`.
+        backend: &'static str,
+        /// The driver's error.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// The database server could not be reached or refused the login.
     #[error("cannot connect to {url}: {message}")]
     Connect {
@@ -65,8 +72,17 @@ pub enum StoreError {
     Url(String),
 }
 
-/// The outbox interface, shared by every backend.
-pub trait Outbox {
+/// The whole outbox, as a process that writes, sends and reports holds
+/// it: every backend is all three. Callers take the part they use:
+/// [`Enqueue`] (import, polled sources, serve's writer), [`Delivery`] (the
+/// sender), [`Reports`] (status, dashboard, the API's reads).
+pub trait Outbox: Enqueue + Delivery + Reports {}
+
+impl<T: Enqueue + Delivery + Reports + ?Sized> Outbox for T {}
+
+/// What writers use: store stage changes (and a polled source's cursor)
+/// in one transaction.
+pub trait Enqueue {
     /// Stores a batch in one transaction: events (applying the funnel policy
     /// per lead) and rejected rows. Idempotent: the same input twice adds
     /// nothing the second time.
@@ -115,7 +131,11 @@ pub trait Outbox {
     /// from Meta), and lifts their hold; returns how many. Entries already
     /// sent or leased are left as they are.
     fn refresh(&mut self, batch: &[Incoming], dataset_id: &str) -> Result<u64, StoreError>;
+}
 
+/// What the sender uses: claim due entries, settle them with Meta's
+/// answer, pause and resume a dataset, expire what passed its deadline.
+pub trait Delivery {
     /// Claims up to `limit` due entries for delivery, deadline first, at most
     /// one per lead and only its earliest undelivered stage, leased until
     /// `now + lease_secs`. Entries whose lease ran out are claimable again.
@@ -145,8 +165,8 @@ pub trait Outbox {
 
     /// Takes claimed entries this process still holds out of the queue as
     /// `state` (`Quarantined` or `Expired`), with the reason and the trace
-    /// of Meta's answer; one attempt counted. What [`Outbox::reject`] and
-    /// [`Outbox::expire`] do.
+    /// of Meta's answer; one attempt counted. What [`Delivery::reject`] and
+    /// [`Delivery::expire`] do.
     fn leave_queue(
         &mut self,
         ids: &[i64],
@@ -211,7 +231,10 @@ pub trait Outbox {
     /// Marks pending and held entries past their send-by deadline as expired;
     /// returns how many.
     fn expire_due(&mut self, now: i64) -> Result<u64, StoreError>;
+}
 
+/// What reports use: read-only figures and histories.
+pub trait Reports {
     /// Figures for `leadsignal status`.
     fn status(&self, now: i64) -> Result<Status, StoreError>;
 
@@ -226,6 +249,24 @@ pub trait Outbox {
     /// What an operator's dashboard shows beyond `status`: uploads per hour,
     /// events closest to the cutoff, the latest errors, match-key coverage.
     fn activity(&self, now: i64) -> Result<Activity, StoreError>;
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Db {
+            backend: "database",
+            source: Box::new(e),
+        }
+    }
+}
+
+impl From<postgres::Error> for StoreError {
+    fn from(e: postgres::Error) -> Self {
+        StoreError::Db {
+            backend: "PostgreSQL",
+            source: Box::new(e),
+        }
+    }
 }
 
 /// A store that several threads of one process may hold.

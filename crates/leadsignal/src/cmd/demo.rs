@@ -8,7 +8,7 @@ use leadsignal_core::{EventsRequest, Prepared, StageChange};
 use leadsignal_intake::{check_change, Checked};
 use leadsignal_sandbox::{self as sandbox, SandboxConfig};
 use leadsignal_sources::{FileFormat, FileRows};
-use leadsignal_store::{EnqueueContext, Incoming, MissingStages, Outbox};
+use leadsignal_store::{Enqueue, EnqueueContext, Incoming, MissingStages};
 use std::io::Write;
 use std::process::ExitCode;
 

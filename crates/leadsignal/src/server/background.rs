@@ -84,7 +84,7 @@ pub fn start(
             // Meta asks for an upload at least once a day: say so in the
             // logs when that is at risk (status, metrics and the dashboard
             // show the same warnings).
-            if let Ok(s) = leadsignal_store::Outbox::status(&*store, super::unix_now()) {
+            if let Ok(s) = leadsignal_store::Reports::status(&*store, super::unix_now()) {
                 if !s.warnings.is_empty() && last_warning.as_ref() != Some(&s.warnings) {
                     for w in &s.warnings {
                         tracing::warn!(warning = %w, "upload cadence");
