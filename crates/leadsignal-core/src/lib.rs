@@ -66,7 +66,7 @@ pub use prepare::{
     TEST_LEAD,
 };
 pub use profile::{OfflineEvent, Profile, RetiredApi};
-pub use record::{Scalar, StageChangeRecord, RECORD_FIELDS};
+pub use record::{record_fields, Scalar, StageChangeRecord};
 pub use rules::TimeRules;
 pub use stage_change::{Contact, DataProcessing, Origin, StageChange};
 pub use violation::{Dropped, Violation, Warning};

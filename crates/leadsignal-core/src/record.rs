@@ -116,31 +116,46 @@ pub struct StageChangeRecord {
     pub other_phones: Vec<String>,
 }
 
-/// Every field name of the record, in DESIGN.md order.
-pub const RECORD_FIELDS: &[&str] = &[
-    "lead_id",
-    "crm_id",
-    "stage",
-    "changed_at",
-    "lead_created_at",
-    "email",
-    "phone",
-    "first_name",
-    "last_name",
-    "full_name",
-    "city",
-    "state",
-    "zip",
-    "country",
-    "date_of_birth",
-    "gender",
-    "external_id",
-    "fbc",
-    "fbp",
-    "data_processing_options",
-    "data_processing_options_country",
-    "data_processing_options_state",
-];
+/// Every field name of the record, in declaration order: serde's own list
+/// for [`StageChangeRecord`] (fields skipped by serde are not record
+/// fields). The struct is the one definition: the CSV header check, the
+/// generic column mapping, SQL sources and the HTTP API's schema (checked
+/// by a test in the binary) all read this.
+pub fn record_fields() -> &'static [&'static str] {
+    static FIELDS: std::sync::OnceLock<&'static [&'static str]> = std::sync::OnceLock::new();
+    FIELDS.get_or_init(|| {
+        let mut capture = FieldCapture(&[]);
+        let _ = StageChangeRecord::deserialize(&mut capture);
+        capture.0
+    })
+}
+
+/// A deserializer that only records the field list serde gives it.
+struct FieldCapture(&'static [&'static str]);
+
+impl<'de> Deserializer<'de> for &mut FieldCapture {
+    type Error = de::value::Error;
+
+    fn deserialize_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        fields: &'static [&'static str],
+        _visitor: V,
+    ) -> Result<V::Value, Self::Error> {
+        self.0 = fields;
+        Err(de::Error::custom("field list captured"))
+    }
+
+    fn deserialize_any<V: Visitor<'de>>(self, _visitor: V) -> Result<V::Value, Self::Error> {
+        Err(de::Error::custom("only a struct's field list is read"))
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+        bytes byte_buf option unit unit_struct newtype_struct seq tuple
+        tuple_struct map enum identifier ignored_any
+    }
+}
 
 impl StageChangeRecord {
     /// Sets a field from text by its record name (used for CSV cells).
@@ -403,6 +418,26 @@ fn data_processing(r: &StageChangeRecord, v: &mut Vec<Violation>) -> Option<Data
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_field_list_is_the_structs_and_every_field_is_settable() {
+        let fields = record_fields();
+        assert_eq!(fields.len(), 22);
+        assert_eq!(&fields[..4], ["lead_id", "crm_id", "stage", "changed_at"]);
+        assert!(fields.contains(&"full_name") && !fields.contains(&"other_emails"));
+        let mut r = StageChangeRecord::default();
+        for f in fields {
+            assert!(
+                r.set_text(f, "x"),
+                "{f} is a record field but set() refuses it"
+            );
+            // A JSON object with that one key is a record (deny_unknown_fields).
+            let one: Result<StageChangeRecord, _> =
+                serde_json::from_str(&format!("{{\"{f}\": \"1\"}}"));
+            assert!(one.is_ok(), "{f}: {one:?}");
+        }
+        assert!(!r.set_text("other_emails", "x") && !r.set_text("emails", "x"));
+    }
 
     fn parse(json: &str) -> Result<StageChange, Vec<&'static str>> {
         let r: StageChangeRecord = serde_json::from_str(json).unwrap();

@@ -6,7 +6,7 @@
 use crate::decode::TextEncoding;
 use chrono::{NaiveDate, NaiveDateTime, TimeZone};
 use chrono_tz::Tz;
-use leadsignal_core::{DateOrder, Funnel, Violation, Warning, RECORD_FIELDS};
+use leadsignal_core::{record_fields, DateOrder, Funnel, Violation, Warning};
 
 /// Column mapping of a CSV source.
 #[derive(Debug, Clone, Default)]
@@ -118,7 +118,7 @@ impl Mapping {
     pub fn record_fields() -> Mapping {
         Mapping {
             name: "record fields".into(),
-            columns: RECORD_FIELDS
+            columns: record_fields()
                 .iter()
                 .map(|f| (*f, vec![f.to_string()]))
                 .collect(),

@@ -322,7 +322,7 @@ impl SqlSource {
                 fields.insert(field.clone(), v);
             }
         }
-        for field in leadsignal_core::RECORD_FIELDS {
+        for field in leadsignal_core::record_fields() {
             if let Some(v) = row.remove(*field) {
                 fields.entry(field.to_string()).or_insert(v);
             }

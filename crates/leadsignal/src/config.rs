@@ -661,7 +661,7 @@ impl Config {
             })?;
         }
         for (field, headers) in &i.columns {
-            let field = leadsignal_core::RECORD_FIELDS
+            let field = leadsignal_core::record_fields()
                 .iter()
                 .copied()
                 .find(|f| f == field)

@@ -57,6 +57,9 @@ pub struct StageChangeRecordDoc {
     pub first_name: Option<String>,
     /// Last name.
     pub last_name: Option<String>,
+    /// Full name ("Jane Doe", "Doe, Jane"): split into first and last name
+    /// where those are absent (never hashed whole).
+    pub full_name: Option<String>,
     /// City.
     pub city: Option<String>,
     /// State or region.

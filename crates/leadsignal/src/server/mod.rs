@@ -327,3 +327,21 @@ async fn signal() {
         let _ = ctrl_c.await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// The API's record schema and the record (`leadsignal_core::record_fields`)
+    /// name the same fields.
+    #[test]
+    fn the_openapi_record_schema_is_the_record() {
+        let doc: serde_json::Value = serde_json::from_str(&super::openapi_json()).unwrap();
+        let props = doc["components"]["schemas"]["StageChangeRecordDoc"]["properties"]
+            .as_object()
+            .expect("the record schema");
+        let mut names: Vec<&str> = props.keys().map(String::as_str).collect();
+        let mut fields = leadsignal_core::record_fields().to_vec();
+        names.sort_unstable();
+        fields.sort_unstable();
+        assert_eq!(names, fields);
+    }
+}
