@@ -24,7 +24,7 @@ pub struct ServerEvent {
     pub event_name: Arc<str>,
     /// Unix seconds when the stage changed.
     pub event_time: i64,
-    /// `system_generated`.
+    /// Always `system_generated` for CRM events.
     pub action_source: Cow<'static, str>,
     /// Deterministic ID (see [`crate::event_id`]).
     pub event_id: EventId,
@@ -49,10 +49,10 @@ pub struct UserData {
     /// Meta lead ID, a JSON integer, never hashed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lead_id: Option<LeadId>,
-    /// Email.
+    /// Hashed e-mail addresses (`em`).
     #[serde(default, skip_serializing_if = "SmallVec::is_empty")]
     pub em: Hashes,
-    /// Phone.
+    /// Hashed phone numbers with their country code (`ph`).
     #[serde(default, skip_serializing_if = "SmallVec::is_empty")]
     pub ph: Hashes,
     /// First name.
@@ -61,22 +61,22 @@ pub struct UserData {
     /// Last name.
     #[serde(default, skip_serializing_if = "SmallVec::is_empty")]
     pub ln: Hashes,
-    /// Gender.
+    /// Hashed gender initial (`ge`).
     #[serde(default, skip_serializing_if = "SmallVec::is_empty")]
     pub ge: Hashes,
     /// Date of birth.
     #[serde(default, skip_serializing_if = "SmallVec::is_empty")]
     pub db: Hashes,
-    /// City.
+    /// Hashed city (`ct`).
     #[serde(default, skip_serializing_if = "SmallVec::is_empty")]
     pub ct: Hashes,
-    /// State.
+    /// Hashed state or region (`st`).
     #[serde(default, skip_serializing_if = "SmallVec::is_empty")]
     pub st: Hashes,
     /// Postal code.
     #[serde(default, skip_serializing_if = "SmallVec::is_empty")]
     pub zp: Hashes,
-    /// Country.
+    /// Hashed ISO country code (`country`).
     #[serde(default, skip_serializing_if = "SmallVec::is_empty")]
     pub country: Hashes,
     /// Advertiser's ID for the person.
@@ -160,10 +160,10 @@ impl UserData {
     }
 }
 
-/// `custom_data`.
+/// The event's `custom_data`: where it came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CustomData {
-    /// `crm`.
+    /// Always `crm`.
     pub event_source: Cow<'static, str>,
     /// The CRM's name (`[crm] name`).
     pub lead_event_source: Arc<str>,

@@ -1,6 +1,7 @@
 //! The advertiser's sales funnel: ordered stages, the CRM stage names that
-//! map onto each, and Meta's lifecycle category for each (from the 2020
-//! Lead Ads document, `seeds/004_*`).
+//! map onto each, and Meta's lifecycle category for each (the categories
+//! of Meta's 2020 Lead Ads CRM document; ARCHITECTURE.md, "The default
+//! funnel").
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -173,7 +174,7 @@ impl Funnel {
         })
     }
 
-    /// The funnel of DESIGN.md: Lead → MQL → Opportunity → Converted, plus Disqualified.
+    /// The default funnel (ARCHITECTURE.md): Lead → MQL → Opportunity → Converted, plus Disqualified.
     pub fn default_stages() -> Vec<StageSpec> {
         let s = |name: &str, meta, crm: &[&str], terminal| StageSpec {
             name: name.into(),

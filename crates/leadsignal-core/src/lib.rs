@@ -5,7 +5,8 @@
 //! Conversion Leads ([`ServerEvent`]), with every contact field normalized and
 //! SHA-256-hashed per Meta's rules, the funnel mapped, and the rules checked.
 //!
-//! No I/O, no async, no clock: `now` is always an argument.
+//! No I/O, no async, no clock: `now` is always an argument. It does not
+//! read files, store events or talk to Meta; the crates above it do.
 //!
 //! ```
 //! use leadsignal_core::*;

@@ -56,10 +56,10 @@ pub struct RetiredApi;
 /// lead ID as an unhashed string.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct OfflineMatchKeys {
-    /// Email.
+    /// Hashed e-mail addresses (`em`).
     #[serde(skip_serializing_if = "SmallVec::is_empty")]
     pub email: Hashes,
-    /// Phone.
+    /// Hashed phone numbers with their country code (`ph`).
     #[serde(skip_serializing_if = "SmallVec::is_empty")]
     pub phone: Hashes,
     /// First name.
@@ -68,19 +68,19 @@ pub struct OfflineMatchKeys {
     /// Last name.
     #[serde(skip_serializing_if = "SmallVec::is_empty")]
     pub ln: Hashes,
-    /// Gender.
+    /// Hashed gender initial (`ge`).
     #[serde(skip_serializing_if = "SmallVec::is_empty")]
     pub gen: Hashes,
-    /// City.
+    /// Hashed city (`ct`).
     #[serde(skip_serializing_if = "SmallVec::is_empty")]
     pub ct: Hashes,
-    /// State.
+    /// Hashed state or region (`st`).
     #[serde(skip_serializing_if = "SmallVec::is_empty")]
     pub st: Hashes,
     /// Postal code.
     #[serde(skip_serializing_if = "SmallVec::is_empty")]
     pub zip: Hashes,
-    /// Country.
+    /// Hashed ISO country code (`country`).
     #[serde(skip_serializing_if = "SmallVec::is_empty")]
     pub country: Hashes,
     /// Advertiser ID.

@@ -1,4 +1,4 @@
-//! The stage-change record of DESIGN.md: one shape for JSONL files, generic
+//! The stage-change record (ARCHITECTURE.md, "The stage-change record"): one shape for JSONL files, generic
 //! CSV headers, the HTTP ingest API and `leadsignal preview`. Values arrive
 //! loosely typed (CSV gives text, JSON numbers or text); [`StageChangeRecord::into_stage_change`]
 //! checks them and says exactly what is wrong.
@@ -78,7 +78,7 @@ pub enum Options {
     One(String),
 }
 
-/// The stage-change record (field names are the contract of DESIGN.md).
+/// The stage-change record (field names are a contract: ARCHITECTURE.md).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[allow(missing_docs)]

@@ -1,5 +1,5 @@
 //! Conversion Leads rules on time and data-processing options
-//! (`spec/meta-capi.md` §2, §7 and the checklist).
+//! (`docs/meta-rules.md` §2 and §7).
 
 use crate::stage_change::DataProcessing;
 use crate::violation::Violation;

@@ -45,7 +45,7 @@ pub struct Contact {
     pub first_name: Option<String>,
     /// Last name.
     pub last_name: Option<String>,
-    /// City.
+    /// City, as the CRM holds it.
     pub city: Option<String>,
     /// State, province or region.
     pub state: Option<String>,

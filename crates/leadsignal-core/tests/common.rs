@@ -3,7 +3,7 @@
 
 use leadsignal_core::*;
 
-/// 2026-11-21T12:00:00Z.
+/// The tests' clock: 2026-11-21T12:00:00Z.
 pub const NOW: i64 = 1_795_262_400;
 
 pub fn config() -> PrepareConfig {

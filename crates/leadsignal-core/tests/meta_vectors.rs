@@ -1,5 +1,5 @@
-//! Meta's published normalization examples (spec §3) and the peers' failure
-//! cases (research/peers.md §3.4), with the answers Meta's rules give.
+//! Meta's published normalization examples (docs/meta-rules.md §3) and the peers' failure
+//! cases (docs/meta-rules.md §8), with the answers Meta's rules give.
 
 mod common;
 use common::*;
@@ -69,7 +69,7 @@ fn metas_published_test_vectors() {
     }
 }
 
-/// research/peers.md §3.4: every row, with the value Meta's rules call for.
+/// docs/meta-rules.md §8: every row, with the value Meta's rules call for.
 #[test]
 fn peers_failure_table_with_right_answers() {
     let us = Some("us");

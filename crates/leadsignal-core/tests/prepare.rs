@@ -347,7 +347,7 @@ fn ldu_is_passed_through_when_consistent() {
     );
     let v = serde_json::to_value(prepare(&sc, &config(), NOW).unwrap().event).unwrap();
     assert_eq!(v["data_processing_options"], json!(["LDU"]));
-    // Zeros are sent, not dropped (the Node SDK bug, peers.md).
+    // Zeros are sent, not dropped (the Node SDK bug, docs/meta-rules.md §8).
     assert_eq!(v["data_processing_options_country"], json!(0));
     assert_eq!(v["data_processing_options_state"], json!(0));
 }

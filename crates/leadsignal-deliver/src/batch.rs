@@ -23,7 +23,7 @@ pub struct Ticket {
 
 /// What to send: claimed entries with their events.
 pub struct Batch {
-    /// Dataset.
+    /// The dataset (pixel) ID.
     pub dataset_id: String,
     /// (entry, event).
     pub entries: Vec<(Ticket, ServerEvent)>,

@@ -14,6 +14,10 @@
 //!   itself once Meta accepts the (new) token.
 //! - Test sends (`test_event_code`): up to `test_limit` due events, once;
 //!   recorded apart, never marked sent, never mixed with production sends.
+//!
+//! It uses only the [`Delivery`] part of the outbox; it does not prepare or
+//! enqueue events, read configuration files or print (callers get a
+//! [`SendReport`]).
 
 pub mod batch;
 pub mod retry;
@@ -33,7 +37,7 @@ use tokio::task::JoinSet;
 /// How the sender works for one dataset.
 #[derive(Debug, Clone)]
 pub struct SenderConfig {
-    /// Dataset.
+    /// The dataset (pixel) ID.
     pub dataset_id: String,
     /// Token (and app secret).
     pub creds: Credentials,
@@ -99,7 +103,7 @@ impl SenderConfig {
 /// What a run did.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct SendReport {
-    /// Dataset.
+    /// The dataset (pixel) ID.
     pub dataset_id: String,
     /// Events Meta accepted (production).
     pub accepted: u64,

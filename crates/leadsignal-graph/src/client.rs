@@ -180,7 +180,7 @@ impl GraphClient {
         })
     }
 
-    /// `{graph_url}/{api_version}`.
+    /// The base of every request: `{graph_url}/{api_version}`.
     pub fn base_url(&self) -> &str {
         &self.base
     }

@@ -1,5 +1,5 @@
 //! What Graph answered to one request, classified for the sender
-//! (`spec/meta-capi.md` §4). Classification reads the HTTP status, Graph's
+//! (`docs/meta-rules.md` §4). Classification reads the HTTP status, Graph's
 //! `code`, `error_subcode` and `is_transient`, and the usage headers; never
 //! the localized `error_user_title` / `error_user_msg`.
 
@@ -60,7 +60,7 @@ impl GraphError {
 pub struct EventsResponse {
     /// How many events Meta received.
     pub events_received: u64,
-    /// Warnings.
+    /// Meta's warnings, when the answer has any.
     #[serde(default)]
     pub messages: Vec<String>,
     /// Meta's trace ID.
@@ -114,7 +114,7 @@ pub enum Outcome {
     Auth(GraphError),
 }
 
-/// Codes Meta uses for throttling (§4.4).
+/// Codes Meta uses for throttling (docs/meta-rules.md §4).
 fn is_rate_limit(code: i64) -> bool {
     matches!(code, 4 | 17 | 32 | 341 | 613) || (80_000..=80_014).contains(&code)
 }

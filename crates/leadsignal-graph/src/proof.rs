@@ -1,4 +1,4 @@
-//! `appsecret_proof` (`spec/meta-capi.md` §5): HMAC-SHA256 keyed by the app
+//! `appsecret_proof` (`docs/meta-rules.md` §5): HMAC-SHA256 keyed by the app
 //! secret, lowercase hex. Two documented forms, selectable.
 
 use hmac::{Hmac, KeyInit, Mac};

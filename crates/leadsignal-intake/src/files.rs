@@ -63,9 +63,9 @@ type Notes = (Option<FileSummary>, Vec<&'static str>, Vec<&'static str>);
 
 /// One rejected row for `--rejects`.
 pub struct Reject {
-    /// File.
+    /// The file (or source) the row came from.
     pub source: String,
-    /// Line.
+    /// The row's line (or item number).
     pub line: u64,
     /// Record field, or empty.
     pub field: String,

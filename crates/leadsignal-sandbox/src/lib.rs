@@ -7,6 +7,11 @@
 //!
 //! Inspection (not part of Graph): `GET /sandbox/events` (accepted events,
 //! most recent first, with `?dataset=`, `?limit=`), `GET /sandbox/stats`.
+//!
+//! Test and demo code: nothing on the delivery path depends on it, it
+//! keeps what it accepted in memory only, and it is not a security
+//! boundary (it checks tokens and proofs the way Graph does, to test the
+//! client, not to protect anything).
 
 // A Graph error is the sandbox's ordinary answer, not an exceptional path.
 #![allow(clippy::result_large_err)]
@@ -124,13 +129,13 @@ impl SandboxConfig {
 pub struct Accepted {
     /// Dataset it went to.
     pub dataset_id: Arc<str>,
-    /// `event_id`.
+    /// The deterministic `event_id`.
     pub event_id: Option<Arc<str>>,
-    /// `event_name`.
+    /// The event name (the funnel stage).
     pub event_name: Arc<str>,
-    /// `event_time`.
+    /// When the stage changed (`event_time`, Unix seconds).
     pub event_time: i64,
-    /// `user_data.lead_id`.
+    /// The Meta lead ID sent (`user_data.lead_id`), if any.
     pub lead_id: Option<u64>,
     /// The request's `test_event_code`, when it had one.
     pub test_event_code: Option<Arc<str>>,
@@ -255,7 +260,7 @@ impl SandboxHandle {
         self.with(|s| s.requests.clone())
     }
 
-    /// Counters.
+    /// Requests and events counted so far.
     pub fn stats(&self) -> Stats {
         self.with(|s| s.stats.clone())
     }

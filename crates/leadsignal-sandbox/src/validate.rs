@@ -1,5 +1,5 @@
 //! The sandbox's checks of an events request, in the order Graph applies
-//! them, each failing with Graph's code and subcode (`spec/meta-capi.md`
+//! them, each failing with Graph's code and subcode (`docs/meta-rules.md`
 //! §1–§4). One bad event fails the whole request, as on Meta.
 
 use leadsignal_graph::GraphError;
@@ -62,9 +62,9 @@ pub fn invalid(subcode: Option<i64>, title: &str, msg: impl Into<String>) -> Gra
 /// What the sandbox keeps of an accepted event.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Checked {
-    /// `event_name`.
+    /// The event name (the funnel stage).
     pub event_name: String,
-    /// `event_time`.
+    /// When the stage changed (`event_time`, Unix seconds).
     pub event_time: i64,
     /// `event_id`, when given.
     pub event_id: Option<String>,

@@ -61,9 +61,9 @@ pub enum Item {
     Row(Box<SourceRow>),
     /// Not a stage change (another HubSpot property, say): nothing to do.
     Ignored {
-        /// Position.
+        /// Where the item is in the body.
         origin: Origin,
-        /// Why.
+        /// Why it is not a stage change.
         reason: String,
     },
 }

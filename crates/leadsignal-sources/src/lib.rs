@@ -3,9 +3,14 @@
 //! Turns what a CRM hands over into stage-change records, one at a time and
 //! with its position, so that a bad row is reported by file and line and
 //! never stops the good ones: files (CSV and JSONL in the record shape of
-//! DESIGN.md, CRM presets), HTTP ingest bodies (`ingest`: records, HubSpot
+//! ARCHITECTURE.md, CRM presets), HTTP ingest bodies (`ingest`: records, HubSpot
 //! webhooks, Salesforce outbound messages) and Meta's Lead Ads webhook
-//! (`webhook`: subscription check, signature, leadgen changes).
+//! (`webhook`: subscription check, signature, leadgen changes), and CRM
+//! databases (`sql`).
+//!
+//! It only reads: it does not prepare events (the intake does, through
+//! `leadsignal-core`), store or send them, and it holds no state between
+//! calls but a reader's position.
 
 #![warn(missing_docs)]
 

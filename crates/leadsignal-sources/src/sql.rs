@@ -40,7 +40,7 @@ pub enum SqlError {
         "source {name}: unsupported database URL {url} (use sqlite://, postgres:// or mysql://)"
     )]
     Unsupported {
-        /// Source.
+        /// The source's name.
         name: String,
         /// URL, its password hidden.
         url: String,
@@ -51,7 +51,7 @@ pub enum SqlError {
     /// The database answered with an error.
     #[error("source {name}: {message}")]
     Database {
-        /// Source.
+        /// The source's name.
         name: String,
         /// The driver's message.
         message: String,

@@ -17,11 +17,11 @@ const VERSION: u8 = 2;
 /// The columns of the outbox row that complete a stored payload.
 #[derive(Debug, Clone, Copy)]
 pub struct Columns<'a> {
-    /// `event_name`.
+    /// The event name (the funnel stage).
     pub event_name: &'a str,
-    /// `event_time`.
+    /// When the stage changed (`event_time`, Unix seconds).
     pub event_time: i64,
-    /// `event_id`.
+    /// The deterministic `event_id`.
     pub event_id: &'a str,
 }
 

@@ -171,7 +171,7 @@ pub enum ItemOutcome {
     Expired,
     /// Not production data (a Meta test lead): kept aside, never sent.
     Skipped,
-    /// Quarantined.
+    /// Rejected by a rule or by Meta: kept with the reason, never sent.
     Rejected,
 }
 
@@ -288,13 +288,13 @@ impl State {
 pub struct OutboxEntry {
     /// Row ID.
     pub id: i64,
-    /// Dataset.
+    /// The dataset (pixel) ID.
     pub dataset_id: String,
     /// The lead's key.
     pub lead_key: String,
     /// The event as Meta receives it.
     pub event: ServerEvent,
-    /// Deadline.
+    /// Meta's 7-day deadline, less the margin (Unix seconds).
     pub send_by: i64,
     /// Delivery attempts so far.
     pub attempts: i64,
@@ -381,7 +381,7 @@ impl Status {
 /// A dataset whose delivery is paused (token or permission problem).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Paused {
-    /// Dataset.
+    /// The dataset (pixel) ID.
     pub dataset_id: String,
     /// Meta's answer (code, subcode, message; never the token).
     pub reason: String,
@@ -392,7 +392,7 @@ pub struct Paused {
 /// One lead and its stages (`Outbox::lead`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LeadHistory {
-    /// Dataset.
+    /// The dataset (pixel) ID.
     pub dataset_id: String,
     /// Meta lead ID.
     pub lead_id: u64,
@@ -409,11 +409,11 @@ pub struct LeadHistory {
 /// One stage of a lead and its delivery.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StageEntry {
-    /// `event_name`.
+    /// The event name (the funnel stage).
     pub stage: String,
-    /// `event_time`.
+    /// When the stage changed (`event_time`, Unix seconds).
     pub event_time: i64,
-    /// `event_id`.
+    /// The deterministic `event_id`.
     pub event_id: String,
     /// Delivery state.
     pub state: String,
@@ -421,7 +421,7 @@ pub struct StageEntry {
     pub inferred: bool,
     /// Attempts so far.
     pub attempts: i64,
-    /// Deadline.
+    /// Meta's 7-day deadline, less the margin (Unix seconds).
     pub send_by: i64,
     /// When Meta accepted it.
     pub sent_at: Option<i64>,

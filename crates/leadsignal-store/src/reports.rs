@@ -15,7 +15,7 @@ use crate::StoreError;
 pub(crate) enum Param<'a> {
     /// An integer.
     Int(i64),
-    /// Text.
+    /// A text value.
     Text(&'a str),
 }
 
@@ -26,7 +26,7 @@ pub(crate) enum Cell {
     Null,
     /// An integer (booleans as 0 and 1).
     Int(i64),
-    /// Text.
+    /// A text value.
     Text(String),
     /// Bytes (stored payloads).
     Bytes(Vec<u8>),
@@ -93,7 +93,7 @@ pub(crate) trait ReportDb {
 /// States of entries still to be sent.
 const UNSENT: [&str; 3] = ["pending", "held", "sending"];
 
-/// `Reports::status`.
+/// The figures of `Reports::status`.
 pub(crate) fn status(db: &(impl ReportDb + ?Sized), now: i64) -> Result<Status, StoreError> {
     let mut s = Status::default();
     for mut r in db.rows(
@@ -168,7 +168,7 @@ pub(crate) fn coverage(db: &(impl ReportDb + ?Sized), now: i64) -> Result<Covera
     Ok(cov)
 }
 
-/// `Reports::activity`.
+/// The figures of `Reports::activity`.
 pub(crate) fn activity(db: &(impl ReportDb + ?Sized), now: i64) -> Result<Activity, StoreError> {
     let settled_per_hour = db
         .rows(
@@ -234,7 +234,7 @@ pub(crate) fn activity(db: &(impl ReportDb + ?Sized), now: i64) -> Result<Activi
     })
 }
 
-/// `Reports::lead`.
+/// One lead, as `Reports::lead` gives it.
 pub(crate) fn lead(
     db: &(impl ReportDb + ?Sized),
     dataset_id: &str,

@@ -17,98 +17,98 @@ use std::time::Duration;
 /// The whole configuration file.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Config {
-    /// `[meta]`
+pub(crate) struct Config {
+    /// The `[meta]` section (every key is in the README).
     #[serde(default)]
-    pub meta: MetaConfig,
-    /// `[crm]`
+    pub(crate) meta: MetaConfig,
+    /// The `[crm]` section (every key is in the README).
     #[serde(default)]
-    pub crm: CrmConfig,
-    /// `[normalize]`
+    pub(crate) crm: CrmConfig,
+    /// The `[normalize]` section (every key is in the README).
     #[serde(default)]
-    pub normalize: NormalizeConfig,
-    /// `[funnel]`
+    pub(crate) normalize: NormalizeConfig,
+    /// The `[funnel]` section (every key is in the README).
     #[serde(default)]
-    pub funnel: FunnelConfig,
-    /// `[rules]`
+    pub(crate) funnel: FunnelConfig,
+    /// The `[rules]` section (every key is in the README).
     #[serde(default)]
-    pub rules: RulesConfig,
+    pub(crate) rules: RulesConfig,
     /// `[import]`: how CSV exports map onto stage changes.
     #[serde(default)]
-    pub import: ImportConfig,
-    /// `[store]`
+    pub(crate) import: ImportConfig,
+    /// The `[store]` section (every key is in the README).
     #[serde(default)]
-    pub store: StoreConfig,
+    pub(crate) store: StoreConfig,
     /// `[delivery]` (used by the sender).
     #[serde(default)]
     #[allow(dead_code)]
-    pub delivery: DeliveryConfig,
+    pub(crate) delivery: DeliveryConfig,
     /// `[server]` (used by `serve`).
     #[serde(default)]
-    pub server: ServerConfig,
+    pub(crate) server: ServerConfig,
     /// `[[sources]]`: CRM databases polled for stage changes.
     #[serde(default)]
-    pub sources: Vec<SourceConfig>,
+    pub(crate) sources: Vec<SourceConfig>,
     /// `[[datasets]]`: more datasets beside `[meta]`'s, each with its own
     /// token, CRM name and funnel, sharing the store and everything else.
     #[serde(default)]
-    pub datasets: Vec<DatasetConfig>,
+    pub(crate) datasets: Vec<DatasetConfig>,
 }
 
 /// One `[[datasets]]` entry: what differs from `[meta]`, `[crm]` and
 /// `[funnel]` for another dataset of the same deployment.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct DatasetConfig {
+pub(crate) struct DatasetConfig {
     /// Its name (`--dataset NAME`, `?dataset=NAME`).
-    pub name: String,
+    pub(crate) name: String,
     /// The CRM dataset (pixel) ID.
-    pub dataset_id: String,
+    pub(crate) dataset_id: String,
     /// Its Conversions API token (use `env:NAME`).
-    pub access_token: Option<Secret>,
+    pub(crate) access_token: Option<Secret>,
     /// Its app secret, if it differs from `[meta]`'s.
-    pub app_secret: Option<Secret>,
+    pub(crate) app_secret: Option<Secret>,
     /// Its CRM name, if it differs from `[crm] name`.
-    pub crm_name: Option<String>,
+    pub(crate) crm_name: Option<String>,
     /// Its funnel stages, if they differ from `[funnel] stages`.
-    pub stages: Option<Vec<StageSpec>>,
+    pub(crate) stages: Option<Vec<StageSpec>>,
     /// Its missing-stages policy, if it differs from `[funnel]`'s.
-    pub missing_stages: Option<leadsignal_store::MissingStages>,
+    pub(crate) missing_stages: Option<leadsignal_store::MissingStages>,
 }
 
 /// The name of `[meta]`'s dataset among `[[datasets]]`.
-pub const DEFAULT_DATASET: &str = "default";
+pub(crate) const DEFAULT_DATASET: &str = "default";
 
 /// One `[[sources]]` entry.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SourceConfig {
+pub(crate) struct SourceConfig {
     /// Name: positions and the stored cursor use it (keep it stable).
-    pub name: String,
+    pub(crate) name: String,
     /// `sql` (the only kind so far).
-    pub kind: SourceKind,
+    pub(crate) kind: SourceKind,
     /// Database URL (`sqlite:///path/crm.db`).
-    pub url: String,
+    pub(crate) url: String,
     /// Query using `:cursor`, ordered by the cursor column.
-    pub query: String,
+    pub(crate) query: String,
     /// The result column with each row's cursor value.
     #[serde(default = "default_cursor_column")]
-    pub cursor_column: String,
+    pub(crate) cursor_column: String,
     /// Cursor before the first poll.
     #[serde(default = "default_initial_cursor")]
-    pub initial_cursor: String,
+    pub(crate) initial_cursor: String,
     /// Record field → result column, for columns not named like the field.
     #[serde(default)]
-    pub columns: std::collections::BTreeMap<String, String>,
+    pub(crate) columns: std::collections::BTreeMap<String, String>,
     /// How often `serve` polls it (seconds).
     #[serde(default = "default_poll_secs")]
-    pub poll_secs: u64,
+    pub(crate) poll_secs: u64,
 }
 
 /// Kinds of polled sources.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum SourceKind {
+pub(crate) enum SourceKind {
     /// A SQL database.
     Sql,
 }
@@ -127,7 +127,7 @@ fn default_poll_secs() -> u64 {
 
 impl SourceConfig {
     /// The reader of a `kind = "sql"` source (the only kind so far).
-    pub fn sql(&self) -> leadsignal_sources::sql::SqlSource {
+    pub(crate) fn sql(&self) -> leadsignal_sources::sql::SqlSource {
         let SourceKind::Sql = self.kind;
         leadsignal_sources::sql::SqlSource {
             name: self.name.clone(),
@@ -143,28 +143,28 @@ impl SourceConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[allow(dead_code)]
-pub struct MetaConfig {
+pub(crate) struct MetaConfig {
     /// The CRM dataset (pixel) ID.
-    pub dataset_id: Option<String>,
+    pub(crate) dataset_id: Option<String>,
     /// Conversions API access token (use `env:NAME`).
-    pub access_token: Option<Secret>,
+    pub(crate) access_token: Option<Secret>,
     /// Graph API version, pinned.
     #[serde(default = "default_api_version")]
-    pub api_version: String,
+    pub(crate) api_version: String,
     /// Graph base URL (the sandbox's URL in tests and the demo).
     #[serde(default = "default_graph_url")]
-    pub graph_url: String,
+    pub(crate) graph_url: String,
     /// App secret, for appsecret_proof and webhook signatures (use `env:NAME`).
-    pub app_secret: Option<Secret>,
+    pub(crate) app_secret: Option<Secret>,
     /// Payload profile.
     #[serde(default)]
-    pub profile: Profile,
+    pub(crate) profile: Profile,
     /// Platform identifier agreed with Meta, sent as `partner_agent`.
-    pub partner_agent: Option<String>,
+    pub(crate) partner_agent: Option<String>,
     /// `appsecret_proof` form when `app_secret` is set: `plain` (what Meta's
     /// SDKs send) or `timed` (with `appsecret_time`).
     #[serde(default)]
-    pub appsecret_proof: leadsignal_graph::ProofMode,
+    pub(crate) appsecret_proof: leadsignal_graph::ProofMode,
 }
 
 impl Default for MetaConfig {
@@ -189,38 +189,38 @@ fn default_graph_url() -> String {
     "https://graph.facebook.com".into()
 }
 
-/// `[crm]`
+/// The `[crm]` section (every key is in the README).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct CrmConfig {
+pub(crate) struct CrmConfig {
     /// The CRM's name, sent as `custom_data.lead_event_source`.
-    pub name: Option<String>,
+    pub(crate) name: Option<String>,
 }
 
-/// `[normalize]`
+/// The `[normalize]` section (every key is in the README).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct NormalizeConfig {
+pub(crate) struct NormalizeConfig {
     /// Country for national phone numbers without a country code.
-    pub default_country: Option<CountryCode>,
+    pub(crate) default_country: Option<CountryCode>,
     /// How to read an ambiguous date of birth like `02/03/1990`.
     #[serde(default)]
-    pub date_order: DateOrder,
+    pub(crate) date_order: DateOrder,
     /// More values that stand for "no data" (beside the built-in table).
     #[serde(default)]
-    pub placeholders: Vec<String>,
+    pub(crate) placeholders: Vec<String>,
 }
 
-/// `[rules]`
+/// The `[rules]` section (every key is in the README).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct RulesConfig {
+pub(crate) struct RulesConfig {
     /// Stop this long before Meta's 7-day limit.
-    pub window_margin_seconds: i64,
+    pub(crate) window_margin_seconds: i64,
     /// How far in the future `changed_at` may be.
-    pub future_skew_seconds: i64,
+    pub(crate) future_skew_seconds: i64,
     /// Keys of which an event needs at least one to be sent.
-    pub match_keys: Vec<String>,
+    pub(crate) match_keys: Vec<String>,
 }
 
 impl Default for RulesConfig {
@@ -240,7 +240,7 @@ impl Default for RulesConfig {
 /// What to do with a CRM stage that is in no funnel stage's list.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum UnknownStage {
+pub(crate) enum UnknownStage {
     /// Reject the stage change with a violation (default).
     #[default]
     Reject,
@@ -248,19 +248,19 @@ pub enum UnknownStage {
     NotAssigned,
 }
 
-/// `[funnel]`
+/// The `[funnel]` section (every key is in the README).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct FunnelConfig {
+pub(crate) struct FunnelConfig {
     /// Ordered stages; the first is the raw lead stage.
     #[serde(default = "Funnel::default_stages")]
-    pub stages: Vec<StageSpec>,
+    pub(crate) stages: Vec<StageSpec>,
     /// Unknown CRM stages: `reject` or `not_assigned`.
     #[serde(default)]
-    pub unknown_stage: UnknownStage,
+    pub(crate) unknown_stage: UnknownStage,
     /// A stage change whose earlier stages were never seen: `fill`, `hold` or `reject`.
     #[serde(default)]
-    pub missing_stages: leadsignal_store::MissingStages,
+    pub(crate) missing_stages: leadsignal_store::MissingStages,
 }
 
 impl Default for FunnelConfig {
@@ -273,40 +273,40 @@ impl Default for FunnelConfig {
     }
 }
 
-/// `[import]`
+/// The `[import]` section (every key is in the README).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ImportConfig {
+pub(crate) struct ImportConfig {
     /// A CRM preset: hubspot, salesforce, zoho, pipedrive, dynamics, meta-lead-ads.
-    pub preset: Option<String>,
+    pub(crate) preset: Option<String>,
     /// IANA time zone of date-times written without an offset.
-    pub time_zone: Option<String>,
+    pub(crate) time_zone: Option<String>,
     /// Column holding each row's time zone.
-    pub time_zone_column: Option<String>,
+    pub(crate) time_zone_column: Option<String>,
     /// Record field = "CSV header" or ["header", "other header"] (the first
     /// present wins), overriding or adding to the preset.
     #[serde(default)]
-    pub columns: std::collections::BTreeMap<String, Headers>,
+    pub(crate) columns: std::collections::BTreeMap<String, Headers>,
     /// The files' text encoding: `auto` (BOM, else UTF-8 when valid, else
     /// Windows-1252) or a WHATWG label such as `windows-1252`, `utf-16le`.
-    pub encoding: Option<String>,
+    pub(crate) encoding: Option<String>,
     /// "CSV header" = "CRM stage": one stage change per non-empty date.
     #[serde(default)]
-    pub stage_dates: std::collections::BTreeMap<String, String>,
+    pub(crate) stage_dates: std::collections::BTreeMap<String, String>,
     /// Extra date-time formats (chrono syntax, e.g. "%d.%m.%Y %H:%M").
     #[serde(default)]
-    pub formats: Vec<String>,
+    pub(crate) formats: Vec<String>,
     /// What `leadsignal sync` imports: files, or folders whose .csv, .jsonl
     /// and .ndjson files are read in name order. Relative to the working
     /// directory.
     #[serde(default)]
-    pub files: Vec<PathBuf>,
+    pub(crate) files: Vec<PathBuf>,
 }
 
 /// One header or candidate headers (`import.columns`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
-pub enum Headers {
+pub(crate) enum Headers {
     /// One header.
     One(String),
     /// Candidates, the first present wins.
@@ -322,12 +322,12 @@ impl Headers {
     }
 }
 
-/// `[store]`
+/// The `[store]` section (every key is in the README).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct StoreConfig {
+pub(crate) struct StoreConfig {
     /// `sqlite://leadsignal.db` or `postgres://...`.
-    pub url: String,
+    pub(crate) url: String,
 }
 
 impl Default for StoreConfig {
@@ -338,27 +338,27 @@ impl Default for StoreConfig {
     }
 }
 
-/// `[delivery]`
+/// The `[delivery]` section (every key is in the README).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct DeliveryConfig {
+pub(crate) struct DeliveryConfig {
     /// Events per request (Meta allows 1000).
-    pub batch_size: usize,
+    pub(crate) batch_size: usize,
     /// Requests in flight per dataset.
-    pub in_flight: usize,
+    pub(crate) in_flight: usize,
     /// Request timeout (milliseconds).
-    pub timeout_ms: u64,
+    pub(crate) timeout_ms: u64,
     /// First retry wait (milliseconds); doubles per attempt, with jitter.
-    pub retry_base_ms: u64,
+    pub(crate) retry_base_ms: u64,
     /// Longest retry wait (seconds).
-    pub retry_max_secs: u64,
+    pub(crate) retry_max_secs: u64,
     /// How long `send` waits for scheduled retries before leaving them to
     /// the next run (seconds).
-    pub max_wait_secs: u64,
+    pub(crate) max_wait_secs: u64,
     /// Lease of claimed entries (seconds, at least 5): longer than a request
     /// with its bisection steps takes; a crashed run's entries come back
     /// after it.
-    pub lease_secs: i64,
+    pub(crate) lease_secs: i64,
 }
 
 impl Default for DeliveryConfig {
@@ -379,7 +379,7 @@ impl Default for DeliveryConfig {
 impl DeliveryConfig {
     /// The sender's settings for one dataset from this `[delivery]` section
     /// (the one way configuration reaches the sender).
-    pub fn sender_config(&self, dataset_id: &str, creds: Credentials) -> SenderConfig {
+    pub(crate) fn sender_config(&self, dataset_id: &str, creds: Credentials) -> SenderConfig {
         SenderConfig {
             batch_size: self.batch_size,
             in_flight: self.in_flight.max(1),
@@ -398,7 +398,7 @@ impl Config {
     /// This configuration as seen by dataset `name` (`[[datasets]]`): its
     /// dataset ID, token, app secret, CRM name and funnel in `[meta]`,
     /// `[crm]` and `[funnel]`. `None` or `"default"` is `[meta]`'s dataset.
-    pub fn for_dataset(&self, name: Option<&str>) -> anyhow::Result<Config> {
+    pub(crate) fn for_dataset(&self, name: Option<&str>) -> anyhow::Result<Config> {
         let Some(name) = name.filter(|n| *n != DEFAULT_DATASET) else {
             return Ok(self.clone());
         };
@@ -436,7 +436,7 @@ impl Config {
 
     /// Every dataset this deployment delivers to, by name: `[meta]`'s (when
     /// it names one) and each `[[datasets]]` entry.
-    pub fn all_datasets(&self) -> anyhow::Result<Vec<(String, Config)>> {
+    pub(crate) fn all_datasets(&self) -> anyhow::Result<Vec<(String, Config)>> {
         let mut out = Vec::new();
         if self.meta.dataset_id.is_some() || self.datasets.is_empty() {
             out.push((DEFAULT_DATASET.to_string(), self.for_dataset(None)?));
@@ -465,7 +465,7 @@ impl Config {
     }
 
     /// The dataset's credentials, or why they are missing.
-    pub fn credentials(&self) -> anyhow::Result<leadsignal_graph::Credentials> {
+    pub(crate) fn credentials(&self) -> anyhow::Result<leadsignal_graph::Credentials> {
         let token = self.meta.access_token.as_ref().ok_or_else(|| {
             anyhow::anyhow!("[meta] access_token is not set (use access_token = \"env:META_ACCESS_TOKEN\" or LEADSIGNAL_META__ACCESS_TOKEN)")
         })?;
@@ -477,7 +477,7 @@ impl Config {
     }
 
     /// A Graph client for `[meta]` and `[delivery]`.
-    pub fn graph_client(&self) -> anyhow::Result<leadsignal_graph::GraphClient> {
+    pub(crate) fn graph_client(&self) -> anyhow::Result<leadsignal_graph::GraphClient> {
         Ok(leadsignal_graph::GraphClient::new(
             &leadsignal_graph::ClientConfig {
                 graph_url: self.meta.graph_url.clone(),
@@ -488,7 +488,7 @@ impl Config {
     }
 
     /// The sender's settings.
-    pub fn sender_config(&self) -> anyhow::Result<SenderConfig> {
+    pub(crate) fn sender_config(&self) -> anyhow::Result<SenderConfig> {
         let dataset_id = self
             .meta
             .dataset_id
@@ -510,43 +510,43 @@ impl Config {
     }
 }
 
-/// `[server]`
+/// The `[server]` section (every key is in the README).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct ServerConfig {
+pub(crate) struct ServerConfig {
     /// Listen address.
-    pub listen: String,
+    pub(crate) listen: String,
     /// Bearer token for `/v1/*` (use `env:NAME`); required by `serve`.
-    pub api_token: Option<Secret>,
+    pub(crate) api_token: Option<Secret>,
     /// Lead Ads webhook subscription token (use `env:NAME`).
-    pub webhook_verify_token: Option<Secret>,
+    pub(crate) webhook_verify_token: Option<Secret>,
     /// The stage a lead announced by the Lead Ads webhook starts at (default:
     /// the funnel's first stage).
-    pub webhook_stage: Option<String>,
+    pub(crate) webhook_stage: Option<String>,
     /// The HubSpot property holding the stage (`?format=hubspot`).
-    pub hubspot_stage_property: String,
+    pub(crate) hubspot_stage_property: String,
     /// The Salesforce field holding Meta's lead ID (`?format=salesforce`).
-    pub salesforce_lead_id_field: String,
+    pub(crate) salesforce_lead_id_field: String,
     /// Largest request body accepted (bytes).
-    pub max_body_bytes: usize,
+    pub(crate) max_body_bytes: usize,
     /// How often the sender looks for due events (milliseconds).
-    pub flush_interval_ms: u64,
+    pub(crate) flush_interval_ms: u64,
     /// A folder whose CSV/JSONL files are imported, then moved to `done/`.
-    pub inbox_dir: Option<PathBuf>,
+    pub(crate) inbox_dir: Option<PathBuf>,
     /// Show what the sandbox received at `/sandbox` (also on by itself when
     /// `graph_url` is a leadsignal sandbox on this machine).
-    pub sandbox_page: bool,
+    pub(crate) sandbox_page: bool,
     /// Fetch each webhook lead's form answers from Meta (`GET /{lead_id}`)
     /// and send its first event with them (hashed).
-    pub fetch_leads: bool,
+    pub(crate) fetch_leads: bool,
     /// How long a webhook lead's first event waits for its answers (s).
-    pub fetch_hold_secs: i64,
+    pub(crate) fetch_hold_secs: i64,
     /// HubSpot app client secret: HubSpot webhooks are accepted with a valid
     /// `X-HubSpot-Signature-v3` instead of the bearer token (use `env:NAME`).
-    pub hubspot_client_secret: Option<Secret>,
+    pub(crate) hubspot_client_secret: Option<Secret>,
     /// The URL this server is reached at from outside (e.g.
     /// `https://leads.example.com`), for signatures over the request URI.
-    pub public_url: Option<String>,
+    pub(crate) public_url: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -572,7 +572,7 @@ impl Default for ServerConfig {
 
 /// Where the configuration came from, for messages.
 #[derive(Debug, Clone)]
-pub enum ConfigSource {
+pub(crate) enum ConfigSource {
     /// A file.
     File(PathBuf),
     /// No file: defaults and environment only.
@@ -582,7 +582,7 @@ pub enum ConfigSource {
 impl Config {
     /// Loads `path` (or `./leadsignal.toml` when it exists, or nothing), then
     /// applies `LEADSIGNAL_*` environment overrides.
-    pub fn load(path: Option<&Path>) -> anyhow::Result<(Config, ConfigSource)> {
+    pub(crate) fn load(path: Option<&Path>) -> anyhow::Result<(Config, ConfigSource)> {
         let (figment, source) = match path {
             Some(p) => {
                 if !p.exists() {
@@ -620,7 +620,7 @@ impl Config {
     }
 
     /// Parses a configuration from TOML text (the demo's embedded config).
-    pub fn from_toml(text: &str) -> anyhow::Result<Config> {
+    pub(crate) fn from_toml(text: &str) -> anyhow::Result<Config> {
         Figment::from(Toml::string(text))
             .extract()
             .context("invalid embedded configuration")
@@ -628,7 +628,10 @@ impl Config {
 
     /// The column mapping for CSV files: `preset` (a `--preset` flag) or
     /// `[import] preset`, then `[import]` overrides.
-    pub fn mapping(&self, preset: Option<&str>) -> anyhow::Result<leadsignal_sources::Mapping> {
+    pub(crate) fn mapping(
+        &self,
+        preset: Option<&str>,
+    ) -> anyhow::Result<leadsignal_sources::Mapping> {
         use leadsignal_sources::{Mapping, PRESETS};
         let first_stage = self
             .funnel
@@ -686,7 +689,7 @@ impl Config {
     }
 
     /// Normalization options.
-    pub fn normalize_options(&self) -> NormalizeOptions {
+    pub(crate) fn normalize_options(&self) -> NormalizeOptions {
         NormalizeOptions {
             default_country: self.normalize.default_country,
             date_order: self.normalize.date_order,
@@ -696,7 +699,7 @@ impl Config {
     /// What `prepare` needs for commands that store events: the dataset and
     /// the CRM name must be set, since events are keyed by the first and
     /// invalid without the second.
-    pub fn prepare_config_for_outbox(&self) -> anyhow::Result<PrepareConfig> {
+    pub(crate) fn prepare_config_for_outbox(&self) -> anyhow::Result<PrepareConfig> {
         if self
             .meta
             .dataset_id
@@ -713,7 +716,10 @@ impl Config {
 
     /// What `prepare` needs. The dataset ID may be absent for offline checks
     /// (`validate`, `preview`): `dataset_placeholder` is used instead.
-    pub fn prepare_config(&self, dataset_placeholder: &str) -> anyhow::Result<PrepareConfig> {
+    pub(crate) fn prepare_config(
+        &self,
+        dataset_placeholder: &str,
+    ) -> anyhow::Result<PrepareConfig> {
         let funnel = Funnel::new(
             self.funnel.stages.clone(),
             self.funnel.unknown_stage == UnknownStage::NotAssigned,

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 /// How problems are printed.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Style {
+pub(crate) enum Style {
     /// `file:line: field: message [code]`
     Text,
     /// One JSON object per line.
@@ -39,12 +39,20 @@ fn line(
 }
 
 /// Formats a rejected row's problems.
-pub fn violation_lines(origin: &Origin, violations: &[Violation], style: Style) -> Vec<String> {
+pub(crate) fn violation_lines(
+    origin: &Origin,
+    violations: &[Violation],
+    style: Style,
+) -> Vec<String> {
     lines_of(origin, violations, style, "violation")
 }
 
 /// Formats a row that is not production data (a Meta test lead).
-pub fn skipped_lines(origin: &Origin, violations: &[Violation], style: Style) -> Vec<String> {
+pub(crate) fn skipped_lines(
+    origin: &Origin,
+    violations: &[Violation],
+    style: Style,
+) -> Vec<String> {
     lines_of(origin, violations, style, "skipped")
 }
 
@@ -66,7 +74,7 @@ fn lines_of(origin: &Origin, violations: &[Violation], style: Style, kind: &str)
 }
 
 /// Formats the values dropped from an accepted row.
-pub fn dropped_lines(origin: &Origin, dropped: &[Dropped], style: Style) -> Vec<String> {
+pub(crate) fn dropped_lines(origin: &Origin, dropped: &[Dropped], style: Style) -> Vec<String> {
     dropped
         .iter()
         .map(|d| {
@@ -84,7 +92,7 @@ pub fn dropped_lines(origin: &Origin, dropped: &[Dropped], style: Style) -> Vec<
 }
 
 /// Formats a row's warnings.
-pub fn warning_lines(origin: &Origin, warnings: &[Warning], style: Style) -> Vec<String> {
+pub(crate) fn warning_lines(origin: &Origin, warnings: &[Warning], style: Style) -> Vec<String> {
     warnings
         .iter()
         .map(|w| {
@@ -102,7 +110,7 @@ pub fn warning_lines(origin: &Origin, warnings: &[Warning], style: Style) -> Vec
 }
 
 /// Formats a stage change too old to send: listed, never an error.
-pub fn expired_line(
+pub(crate) fn expired_line(
     origin: &Origin,
     event_name: &str,
     event_time: i64,
@@ -123,7 +131,7 @@ pub fn expired_line(
 }
 
 /// A Unix time as `2026-11-20 16:45 UTC`.
-pub fn utc(t: i64) -> String {
+pub(crate) fn utc(t: i64) -> String {
     chrono::DateTime::from_timestamp(t, 0).map_or_else(
         || t.to_string(),
         |d| d.format("%Y-%m-%d %H:%M UTC").to_string(),
@@ -131,7 +139,7 @@ pub fn utc(t: i64) -> String {
 }
 
 /// `expired: N, older than 7 days (oldest ...)`, or nothing.
-pub fn expired_summary(expired: u64, oldest: Option<i64>) -> Option<String> {
+pub(crate) fn expired_summary(expired: u64, oldest: Option<i64>) -> Option<String> {
     (expired > 0).then(|| {
         format!(
             "expired: {expired}, older than 7 days (oldest {}): never sent, not an error",
@@ -142,30 +150,30 @@ pub fn expired_summary(expired: u64, oldest: Option<i64>) -> Option<String> {
 
 /// Counts by rule code.
 #[derive(Default)]
-pub struct Tally {
+pub(crate) struct Tally {
     /// Rows read.
-    pub rows: u64,
+    pub(crate) rows: u64,
     /// Rows that became events.
-    pub accepted: u64,
+    pub(crate) accepted: u64,
     /// Rows rejected.
-    pub rejected: u64,
+    pub(crate) rejected: u64,
     /// Violations by code (a row may count under several).
-    pub by_rule: BTreeMap<&'static str, u64>,
+    pub(crate) by_rule: BTreeMap<&'static str, u64>,
     /// Dropped values by rule.
-    pub dropped_by_rule: BTreeMap<&'static str, u64>,
+    pub(crate) dropped_by_rule: BTreeMap<&'static str, u64>,
     /// Warnings by rule.
-    pub warnings_by_rule: BTreeMap<&'static str, u64>,
+    pub(crate) warnings_by_rule: BTreeMap<&'static str, u64>,
     /// Stage changes too old to send.
-    pub expired: u64,
+    pub(crate) expired: u64,
     /// Rows that are not production data (Meta test leads).
-    pub skipped: u64,
+    pub(crate) skipped: u64,
     /// The oldest of them.
-    pub oldest_expired: Option<i64>,
+    pub(crate) oldest_expired: Option<i64>,
 }
 
 impl Tally {
     /// Records a rejected row.
-    pub fn reject(&mut self, violations: &[Violation]) {
+    pub(crate) fn reject(&mut self, violations: &[Violation]) {
         self.rows += 1;
         self.rejected += 1;
         for v in violations {
@@ -174,7 +182,7 @@ impl Tally {
     }
 
     /// Records an accepted row.
-    pub fn accept(&mut self, dropped: &[Dropped]) {
+    pub(crate) fn accept(&mut self, dropped: &[Dropped]) {
         self.rows += 1;
         self.accepted += 1;
         for d in dropped {
@@ -183,7 +191,7 @@ impl Tally {
     }
 
     /// Records an expired stage change (valid, too old to send).
-    pub fn expire(&mut self, event_time: i64, dropped: &[Dropped]) {
+    pub(crate) fn expire(&mut self, event_time: i64, dropped: &[Dropped]) {
         self.accept(dropped);
         self.accepted -= 1;
         self.expired += 1;
@@ -194,20 +202,20 @@ impl Tally {
     }
 
     /// Records a row that is not production data.
-    pub fn skip(&mut self) {
+    pub(crate) fn skip(&mut self) {
         self.rows += 1;
         self.skipped += 1;
     }
 
     /// Records warnings.
-    pub fn warn(&mut self, warnings: &[Warning]) {
+    pub(crate) fn warn(&mut self, warnings: &[Warning]) {
         for w in warnings {
             *self.warnings_by_rule.entry(w.rule).or_default() += 1;
         }
     }
 
     /// The summary as JSON.
-    pub fn to_json(&self) -> serde_json::Value {
+    pub(crate) fn to_json(&self) -> serde_json::Value {
         json!({
             "stage_changes": self.rows, "accepted": self.accepted, "rejected": self.rejected,
             "expired": self.expired, "oldest_expired": self.oldest_expired,
@@ -218,7 +226,7 @@ impl Tally {
     }
 
     /// The summary as text lines.
-    pub fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         let mut s = format!(
             "{} stage changes: {} valid, {} expired, {} rejected",
             self.rows, self.accepted, self.expired, self.rejected

@@ -7,12 +7,12 @@ use std::fmt;
 /// `NAME` at load time, so the file need not hold the secret. Debug and
 /// Display show `***`.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
+pub(crate) struct Secret(String);
 
 impl Secret {
     /// The secret itself, for the one place that sends it.
     #[allow(dead_code)] // used by the delivery commands
-    pub fn expose(&self) -> &str {
+    pub(crate) fn expose(&self) -> &str {
         &self.0
     }
 }

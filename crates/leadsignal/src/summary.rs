@@ -7,7 +7,7 @@ use leadsignal_intake::Summary;
 use std::process::ExitCode;
 
 /// The human summary of an import.
-pub fn import_text(s: &Summary) -> String {
+pub(crate) fn import_text(s: &Summary) -> String {
     let r = &s.store;
     let mut out = format!(
         "{} rows read in {:.1}s: {} accepted, {} already known, {} inferred earlier stages, {} held, {} expired, {} rejected",
@@ -59,13 +59,13 @@ pub fn import_text(s: &Summary) -> String {
 }
 
 /// The exit status for a send report.
-pub fn send_exit_code(r: &SendReport) -> ExitCode {
+pub(crate) fn send_exit_code(r: &SendReport) -> ExitCode {
     ExitCode::from(send_severity(r))
 }
 
 /// 3 delivery paused, 1 some events rejected or expired, 0 otherwise (the
 /// worst of several datasets is the exit status).
-pub fn send_severity(r: &SendReport) -> u8 {
+pub(crate) fn send_severity(r: &SendReport) -> u8 {
     if r.paused.is_some() {
         3
     } else if r.rejected > 0 || r.expired > 0 {
@@ -76,7 +76,7 @@ pub fn send_severity(r: &SendReport) -> u8 {
 }
 
 /// The human summary of a run.
-pub fn send_text(r: &SendReport, url: &str) -> String {
+pub(crate) fn send_text(r: &SendReport, url: &str) -> String {
     let mut s = String::new();
     if r.test {
         s.push_str(&format!(

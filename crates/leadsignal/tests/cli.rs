@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-/// 2026-11-21T12:00:00Z
+/// The tests' clock: 2026-11-21T12:00:00Z.
 const NOW: &str = "1795262400";
 
 fn bin() -> Command {

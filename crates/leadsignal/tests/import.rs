@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-/// 2026-11-21T12:00:00Z
+/// The tests' clock: 2026-11-21T12:00:00Z.
 const NOW: i64 = 1_795_262_400;
 
 struct Env {

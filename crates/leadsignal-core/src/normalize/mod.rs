@@ -1,5 +1,5 @@
 //! Normalization of customer information before hashing, per Meta's rules
-//! (`spec/meta-capi.md` §3). One function per field family; [`hash_field`]
+//! (`docs/meta-rules.md` §3). One function per field family; [`hash_field`]
 //! is the entry point: it returns the SHA-256 of the normalized value, or
 //! why the value was dropped. Messages never repeat the raw value.
 
@@ -110,7 +110,7 @@ impl Field {
         }
     }
 
-    /// The field's name in the stage-change record (DESIGN.md).
+    /// The field's name in the stage-change record.
     pub fn record_name(self) -> &'static str {
         match self {
             Field::Em => "email",

@@ -4,7 +4,7 @@ use leadsignal_core::sample::config;
 
 /// Writes `rows` stage changes as a CRM export would: leads with 1 to 4
 /// funnel stages each, contact data, times within the last five days.
-pub fn generate_csv(path: &std::path::Path, rows: u64, now: i64) -> std::io::Result<()> {
+pub(crate) fn generate_csv(path: &std::path::Path, rows: u64, now: i64) -> std::io::Result<()> {
     use std::io::Write;
     const STAGES: [&str; 4] = ["new", "mql", "opportunity", "won"];
     const CITIES: [(&str, &str, &str); 4] = [
@@ -52,7 +52,7 @@ pub fn generate_csv(path: &std::path::Path, rows: u64, now: i64) -> std::io::Res
 
 /// Imports a generated CSV into a fresh SQLite outbox at `db` with the
 /// typical event's configuration.
-pub fn import_generated(
+pub(crate) fn import_generated(
     csv: &std::path::Path,
     db: &std::path::Path,
     now: i64,

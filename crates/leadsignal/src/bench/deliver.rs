@@ -10,7 +10,7 @@ use leadsignal_core::sample::config;
 /// for each K; then without latency (CPU bound), and optionally Meta's
 /// Python SDK sending the same kind of events to the same sandbox.
 #[derive(clap::Args)]
-pub struct DeliverArgs {
+pub(crate) struct DeliverArgs {
     /// Events to deliver per run.
     #[arg(long, default_value_t = 1_000_000)]
     events: u64,
@@ -36,7 +36,7 @@ pub struct DeliverArgs {
 const PYTHON_SDK_SCRIPT: &str = include_str!("../../../../scripts/python_sdk_send.py");
 
 /// Runs it.
-pub fn run(a: DeliverArgs) -> anyhow::Result<std::process::ExitCode> {
+pub(crate) fn run(a: DeliverArgs) -> anyhow::Result<std::process::ExitCode> {
     use leadsignal_sandbox::{self as sandbox, SandboxConfig};
     let dir = tempdir()?;
     let now = crate::clock::now_or(None);

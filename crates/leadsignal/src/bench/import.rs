@@ -7,7 +7,7 @@ use std::time::Instant;
 
 /// Import a generated CSV of stage changes into a fresh SQLite outbox.
 #[derive(clap::Args)]
-pub struct ImportArgs {
+pub(crate) struct ImportArgs {
     /// Rows to generate and import.
     #[arg(long, default_value_t = 1_000_000)]
     rows: u64,
@@ -20,7 +20,7 @@ pub struct ImportArgs {
 }
 
 /// Runs it.
-pub fn run(a: ImportArgs) -> anyhow::Result<std::process::ExitCode> {
+pub(crate) fn run(a: ImportArgs) -> anyhow::Result<std::process::ExitCode> {
     let now = 1_795_262_400;
     let tmp;
     let dir = match &a.dir {

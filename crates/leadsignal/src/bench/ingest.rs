@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 /// Measure HTTP ingest.
 #[derive(clap::Args)]
-pub struct IngestArgs {
+pub(crate) struct IngestArgs {
     /// Stage changes to send in all.
     #[arg(long, default_value_t = 200_000)]
     changes: u64,
@@ -24,7 +24,7 @@ pub struct IngestArgs {
     json: bool,
 }
 
-pub fn run(a: IngestArgs) -> anyhow::Result<std::process::ExitCode> {
+pub(crate) fn run(a: IngestArgs) -> anyhow::Result<std::process::ExitCode> {
     anyhow::ensure!(
         a.batch >= 1 && a.connections >= 1,
         "--batch and --connections must be at least 1"

@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 /// Events per second of `f` run `events` times.
-pub fn rate(events: u64, f: &mut dyn FnMut()) -> f64 {
+pub(crate) fn rate(events: u64, f: &mut dyn FnMut()) -> f64 {
     let t = Instant::now();
     for _ in 0..events {
         f();
@@ -13,7 +13,7 @@ pub fn rate(events: u64, f: &mut dyn FnMut()) -> f64 {
 }
 
 /// Peak resident memory of this process (VmHWM), in MiB.
-pub fn peak_rss_mib() -> Option<f64> {
+pub(crate) fn peak_rss_mib() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let kb: f64 = status
         .lines()
@@ -26,7 +26,7 @@ pub fn peak_rss_mib() -> Option<f64> {
 }
 
 /// A scratch directory for this process.
-pub fn tempdir() -> std::io::Result<std::path::PathBuf> {
+pub(crate) fn tempdir() -> std::io::Result<std::path::PathBuf> {
     let dir = std::env::temp_dir().join(format!("leadsignal-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     Ok(dir)

@@ -13,7 +13,7 @@ mod workers;
 
 /// Measure leadsignal's throughput and peak memory.
 #[derive(clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     #[command(subcommand)]
     what: What,
 }
@@ -33,7 +33,7 @@ enum What {
 }
 
 /// Runs the benchmark named on the command line.
-pub fn run(a: Args) -> anyhow::Result<std::process::ExitCode> {
+pub(crate) fn run(a: Args) -> anyhow::Result<std::process::ExitCode> {
     match a.what {
         What::Prepare(p) => prepare::run(p),
         What::Import(i) => import::run(i),

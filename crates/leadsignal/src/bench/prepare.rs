@@ -10,7 +10,7 @@ use std::hint::black_box;
 /// Measure `prepare` + JSON serialization of a typical event on one thread,
 /// and SHA-256 of its nine normalized strings alone, in one run.
 #[derive(clap::Args)]
-pub struct PrepareArgs {
+pub(crate) struct PrepareArgs {
     /// Events per measurement.
     #[arg(long, default_value_t = 2_000_000)]
     events: u64,
@@ -23,7 +23,7 @@ pub struct PrepareArgs {
 }
 
 /// Runs it.
-pub fn run(a: PrepareArgs) -> anyhow::Result<std::process::ExitCode> {
+pub(crate) fn run(a: PrepareArgs) -> anyhow::Result<std::process::ExitCode> {
     let now = 1_795_262_400;
     let cfg = config();
     let sc = typical_stage_change(now);

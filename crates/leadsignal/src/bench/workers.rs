@@ -10,7 +10,7 @@ use std::time::Instant;
 
 /// Throughput of 1, 2, 4... worker processes on one PostgreSQL outbox.
 #[derive(clap::Args)]
-pub struct WorkersArgs {
+pub(crate) struct WorkersArgs {
     /// PostgreSQL database to use (a fresh schema per run, dropped after).
     #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/test")]
     store: String,
@@ -44,7 +44,7 @@ struct Run {
     duplicates: u64,
 }
 
-pub fn run(a: WorkersArgs) -> anyhow::Result<std::process::ExitCode> {
+pub(crate) fn run(a: WorkersArgs) -> anyhow::Result<std::process::ExitCode> {
     use leadsignal_sandbox::{self as sandbox, SandboxConfig};
     let pc = config();
     let now = crate::clock::now_or(None);

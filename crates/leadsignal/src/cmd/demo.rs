@@ -30,7 +30,7 @@ const DEMO_TOKEN: &str = "demo-access-token";
 /// deliver it to a built-in sandbox that answers like Meta, and show what
 /// was accepted, rejected and why.
 #[derive(clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// Fix the clock (Unix seconds) for the listing; delivery uses the real
     /// clock (Meta's 7-day window does).
     #[arg(long)]
@@ -59,7 +59,7 @@ fn shift(sc: &mut StageChange, delta: i64) {
     }
 }
 
-pub fn run(a: Args) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(a: Args) -> anyhow::Result<ExitCode> {
     let cfg = Config::from_toml(CONFIG)?;
     let pc = cfg.prepare_config("unset")?;
     let now = crate::clock::now_or(a.now);

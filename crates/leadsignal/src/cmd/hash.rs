@@ -14,7 +14,7 @@ use std::process::ExitCode;
 db/date_of_birth, ct/city, st/state, zp/zip, country, external_id.\n\
 Exit status: 0 when hashed, 1 when the value is dropped, 2 on usage errors."
 )]
-pub struct Args {
+pub(crate) struct Args {
     /// Meta's key (em) or the record's field name (email).
     field: String,
     /// The raw value.
@@ -30,7 +30,7 @@ pub struct Args {
     now: Option<i64>,
 }
 
-pub fn run(config: Option<&Path>, a: Args) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(config: Option<&Path>, a: Args) -> anyhow::Result<ExitCode> {
     let field = Field::from_name(&a.field).ok_or_else(|| {
         anyhow!(
             "unknown field {:?}; use one of: {}",

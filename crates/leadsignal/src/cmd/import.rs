@@ -18,30 +18,30 @@ use std::time::{Duration, Instant};
     after_help = "Exit status: 0 when every row was stored (or already known), 1 when any row \
 was rejected or a file could not be read, 2 on usage or configuration errors."
 )]
-pub struct Args {
+pub(crate) struct Args {
     /// Files to import (.csv, .tsv, .jsonl; other names are sniffed).
     #[arg(required = true)]
-    pub files: Vec<PathBuf>,
+    pub(crate) files: Vec<PathBuf>,
     /// Also write the rejected rows' positions and reasons to this CSV file.
     #[arg(long, value_name = "FILE")]
-    pub rejects: Option<PathBuf>,
+    pub(crate) rejects: Option<PathBuf>,
     /// Print one JSON summary object instead of text.
     #[arg(long)]
-    pub json: bool,
+    pub(crate) json: bool,
     /// Check the time rules as of this Unix time instead of now.
     #[arg(long)]
-    pub now: Option<i64>,
+    pub(crate) now: Option<i64>,
     /// CSV column preset: hubspot, salesforce, zoho, pipedrive, dynamics, meta-lead-ads
     /// (default: `[import] preset`, else headers named as the record fields).
     #[arg(long)]
-    pub preset: Option<String>,
+    pub(crate) preset: Option<String>,
     /// The dataset to store into (`default`: `[meta]`'s; others by their
     /// `[[datasets]]` name).
     #[arg(long, value_name = "NAME")]
-    pub dataset: Option<String>,
+    pub(crate) dataset: Option<String>,
 }
 
-pub fn run(config: Option<&Path>, a: Args) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(config: Option<&Path>, a: Args) -> anyhow::Result<ExitCode> {
     let (cfg, _) = Config::load(config)?;
     let cfg = cfg.for_dataset(a.dataset.as_deref())?;
     let pc = cfg.prepare_config_for_outbox()?;

@@ -1,12 +1,12 @@
 //! One module per command.
 
-pub mod demo;
-pub mod hash;
-pub mod import;
-pub mod preview;
-pub mod sandbox;
-pub mod send;
-pub mod serve;
-pub mod status;
-pub mod sync;
-pub mod validate;
+pub(crate) mod demo;
+pub(crate) mod hash;
+pub(crate) mod import;
+pub(crate) mod preview;
+pub(crate) mod sandbox;
+pub(crate) mod send;
+pub(crate) mod serve;
+pub(crate) mod status;
+pub(crate) mod sync;
+pub(crate) mod validate;

@@ -11,13 +11,13 @@ use std::path::Path;
 use std::process::ExitCode;
 
 /// Print the exact request body Meta would receive for stage changes given
-/// as JSON lines on stdin (the record shape of DESIGN.md) or as flags.
+/// as JSON lines on stdin (the record shape of ARCHITECTURE.md) or as flags.
 #[derive(clap::Args)]
 #[command(after_help = "Examples:\n  \
 leadsignal preview --lead-id 1234567890123456 --stage mql --changed-at 2026-11-20T10:00:00Z\n  \
 echo '{\"lead_id\":\"1234567890123456\",\"stage\":\"new\",\"changed_at\":1795168800}' | leadsignal preview\n\n\
 Violations go to stderr; the exit status is 1 when any stage change was rejected.")]
-pub struct Args {
+pub(crate) struct Args {
     /// Meta lead ID.
     #[arg(long)]
     lead_id: Option<String>,
@@ -33,10 +33,10 @@ pub struct Args {
     /// When the lead was created: RFC 3339 or Unix seconds.
     #[arg(long)]
     lead_created_at: Option<String>,
-    /// Email.
+    /// E-mail address, as the CRM holds it.
     #[arg(long)]
     email: Option<String>,
-    /// Phone.
+    /// Phone number, national or international.
     #[arg(long)]
     phone: Option<String>,
     /// First name.
@@ -45,7 +45,7 @@ pub struct Args {
     /// Last name.
     #[arg(long)]
     last_name: Option<String>,
-    /// City.
+    /// City, as the CRM holds it.
     #[arg(long)]
     city: Option<String>,
     /// State or region.
@@ -54,13 +54,13 @@ pub struct Args {
     /// Postal code.
     #[arg(long)]
     zip: Option<String>,
-    /// Country.
+    /// Country, as a name or an ISO code.
     #[arg(long)]
     country: Option<String>,
     /// Date of birth.
     #[arg(long)]
     date_of_birth: Option<String>,
-    /// Gender.
+    /// Gender, as the CRM holds it (`f`, `male`, ...).
     #[arg(long)]
     gender: Option<String>,
     /// External ID.
@@ -109,7 +109,7 @@ impl Args {
 /// Meta's cap on events per request.
 const MAX_EVENTS: usize = 1000;
 
-pub fn run(config: Option<&Path>, a: Args) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(config: Option<&Path>, a: Args) -> anyhow::Result<ExitCode> {
     let (cfg, _) = Config::load(config)?;
     if cfg.meta.dataset_id.is_none() {
         eprintln!("note: [meta] dataset_id is not set; event_id values are computed for dataset \"unset\"");

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 /// [meta] graph_url at it. Accepted events: GET /sandbox/events; counters:
 /// GET /sandbox/stats. Stops on Ctrl-C.
 #[derive(clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// Listen address.
     #[arg(long, default_value = "127.0.0.1:8788")]
     listen: SocketAddr,
@@ -44,7 +44,7 @@ pub struct Args {
     revoke_after_secs: Option<i64>,
 }
 
-pub fn run(a: Args) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(a: Args) -> anyhow::Result<ExitCode> {
     let now = crate::clock::now_or(None);
     let mut cfg = match &a.config_json {
         Some(p) => serde_json::from_slice::<SandboxConfig>(&std::fs::read(p)?)

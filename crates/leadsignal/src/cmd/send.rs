@@ -13,35 +13,35 @@ use std::time::{Duration, Instant};
 /// print a summary. Exit status: 0 delivered (or nothing due), 1 some events
 /// were rejected or expired, 3 delivery is paused (token or permissions).
 #[derive(clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// Send to Events Manager's Test Events with this code instead: up to
     /// --test-limit due events, once; nothing is marked sent.
     #[arg(long, value_name = "CODE")]
-    pub test_event_code: Option<String>,
+    pub(crate) test_event_code: Option<String>,
     /// Most events a test send carries.
     #[arg(long, default_value_t = 100)]
-    pub test_limit: usize,
+    pub(crate) test_limit: usize,
     /// Events per request (overrides [delivery] batch_size).
     #[arg(long)]
-    pub batch_size: Option<usize>,
+    pub(crate) batch_size: Option<usize>,
     /// Requests in flight (overrides [delivery] in_flight).
     #[arg(long)]
-    pub in_flight: Option<usize>,
+    pub(crate) in_flight: Option<usize>,
     /// Seconds to wait for scheduled retries before exiting (overrides
     /// [delivery] max_wait_secs).
     #[arg(long)]
-    pub max_wait: Option<u64>,
+    pub(crate) max_wait: Option<u64>,
     /// Print one JSON summary object (one line per dataset).
     #[arg(long)]
-    pub json: bool,
+    pub(crate) json: bool,
     /// Deliver only this dataset (`default` is `[meta]`'s, others are
     /// `[[datasets]]` names); by default every configured dataset, each on
     /// its own.
     #[arg(long, value_name = "NAME")]
-    pub dataset: Option<String>,
+    pub(crate) dataset: Option<String>,
 }
 
-pub fn run(config: Option<&Path>, a: Args) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(config: Option<&Path>, a: Args) -> anyhow::Result<ExitCode> {
     let (cfg, _) = Config::load(config)?;
     let targets = match &a.dataset {
         Some(name) => vec![(name.clone(), cfg.for_dataset(Some(name))?)],

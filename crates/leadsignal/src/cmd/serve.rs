@@ -7,16 +7,16 @@ use std::process::ExitCode;
 /// Receive stage changes over HTTP and from the Lead Ads webhook, deliver
 /// continuously, and serve metrics and a dashboard, until SIGTERM/SIGINT.
 #[derive(clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// Listen address (overrides [server] listen).
     #[arg(long)]
-    pub listen: Option<String>,
+    pub(crate) listen: Option<String>,
     /// Print the OpenAPI document of the HTTP API and exit.
     #[arg(long)]
-    pub openapi: bool,
+    pub(crate) openapi: bool,
 }
 
-pub fn run(config: Option<&Path>, a: Args) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(config: Option<&Path>, a: Args) -> anyhow::Result<ExitCode> {
     if a.openapi {
         println!("{}", crate::server::openapi_json());
         return Ok(ExitCode::SUCCESS);

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 /// the time left before it expires, the last successful upload, and
 /// rejected rows by rule.
 #[derive(clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
@@ -19,7 +19,7 @@ pub struct Args {
     now: Option<i64>,
 }
 
-pub fn run(config: Option<&Path>, a: Args) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(config: Option<&Path>, a: Args) -> anyhow::Result<ExitCode> {
     let (cfg, _) = Config::load(config)?;
     let store = leadsignal_store::open_existing(&cfg.store.url)?;
     let now = crate::clock::now_or(a.now);

@@ -12,7 +12,7 @@ use std::process::ExitCode;
 /// status: the worse of import (1: rejected rows or unreadable files) and
 /// send (1: rejected by Meta; 3: delivery paused).
 #[derive(clap::Args)]
-pub struct Args {
+pub(crate) struct Args {
     /// Files or folders to import instead of [import] files.
     files: Vec<PathBuf>,
     /// Print one JSON object {"import": ..., "send": ...}.
@@ -26,7 +26,7 @@ pub struct Args {
 
 /// The files named by `entries`: files as they are, folders expanded to
 /// their CSV and JSONL files in name order.
-pub fn expand(entries: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+pub(crate) fn expand(entries: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for e in entries {
         if e.is_dir() {
@@ -49,7 +49,7 @@ pub fn expand(entries: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
     Ok(out)
 }
 
-pub fn run(config: Option<&Path>, a: Args) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(config: Option<&Path>, a: Args) -> anyhow::Result<ExitCode> {
     let (cfg, _) = Config::load(config)?;
     let cfg = cfg.for_dataset(a.dataset.as_deref())?;
     let entries = if a.files.is_empty() {

@@ -20,7 +20,7 @@ use std::process::ExitCode;
     after_help = "Exit status: 0 when every row is valid (expired history included), 1 when any \
 row is rejected or a file cannot be read, 2 on usage or configuration errors."
 )]
-pub struct Args {
+pub(crate) struct Args {
     /// Files to check (.csv, .tsv, .jsonl; other names are sniffed).
     #[arg(required = true)]
     files: Vec<PathBuf>,
@@ -44,7 +44,7 @@ pub struct Args {
     preset: Option<String>,
 }
 
-pub fn run(config: Option<&Path>, a: Args) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(config: Option<&Path>, a: Args) -> anyhow::Result<ExitCode> {
     let (cfg, _) = Config::load(config)?;
     let pc = cfg.prepare_config("unset")?;
     let mapping = cfg.mapping(a.preset.as_deref())?;
@@ -185,7 +185,7 @@ pub fn run(config: Option<&Path>, a: Args) -> anyhow::Result<ExitCode> {
 
 /// What the user should know about how a file is read: its encoding when
 /// it is not UTF-8, and the columns left unread.
-pub fn file_notes(rows: &FileRows) -> Vec<String> {
+pub(crate) fn file_notes(rows: &FileRows) -> Vec<String> {
     let mut notes = Vec::new();
     match rows.encoding() {
         (name, Detected::NotUtf8(at)) => notes.push(format!(

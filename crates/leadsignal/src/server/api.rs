@@ -22,7 +22,10 @@ use std::sync::Arc;
     ),
     security(("bearer" = []))
 )]
-pub async fn lead(State(st): State<Arc<AppState>>, Path(lead_id): Path<String>) -> ApiResult {
+pub(crate) async fn lead(
+    State(st): State<Arc<AppState>>,
+    Path(lead_id): Path<String>,
+) -> ApiResult {
     let id = LeadId::parse(&lead_id).map_err(|e| ApiError::bad_request(format!("lead_id: {e}")))?;
     let dataset = st.pc.dataset_id.clone();
     match st.read(move |s| s.lead(&dataset, id.get())).await {
@@ -45,7 +48,7 @@ pub async fn lead(State(st): State<Arc<AppState>>, Path(lead_id): Path<String>) 
     ),
     security(("bearer" = []))
 )]
-pub async fn status(State(st): State<Arc<AppState>>) -> ApiResult {
+pub(crate) async fn status(State(st): State<Arc<AppState>>) -> ApiResult {
     match st.read(|s| s.status(super::unix_now())).await {
         Ok(s) => Ok(Json(s).into_response()),
         Err(e) => Err(ApiError::unavailable(e)),
@@ -54,7 +57,7 @@ pub async fn status(State(st): State<Arc<AppState>>) -> ApiResult {
 
 /// The process answers.
 #[utoipa::path(get, path = "/healthz", responses((status = 200, description = "Alive", body = String, content_type = "text/plain")))]
-pub async fn healthz() -> &'static str {
+pub(crate) async fn healthz() -> &'static str {
     "ok"
 }
 
@@ -67,7 +70,7 @@ pub async fn healthz() -> &'static str {
         (status = 503, description = "Store unreachable, delivery paused, or shutting down", body = super::Problem),
     )
 )]
-pub async fn readyz(State(st): State<Arc<AppState>>) -> ApiResult {
+pub(crate) async fn readyz(State(st): State<Arc<AppState>>) -> ApiResult {
     if st.stopping.load(Ordering::Relaxed) {
         return Err(ApiError::unavailable("shutting down"));
     }

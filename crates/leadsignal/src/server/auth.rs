@@ -16,10 +16,10 @@ use std::sync::Arc;
 
 /// The request carried the API token.
 #[derive(Debug, Clone, Copy)]
-pub struct Authorized;
+pub(crate) struct Authorized;
 
 /// Marks requests with the right bearer token.
-pub async fn authenticate(
+pub(crate) async fn authenticate(
     State(st): State<Arc<AppState>>,
     mut req: Request,
     next: Next,
@@ -37,7 +37,7 @@ pub async fn authenticate(
 }
 
 /// Answers 401 unless `authenticate` marked the request.
-pub async fn require(req: Request, next: Next) -> Response {
+pub(crate) async fn require(req: Request, next: Next) -> Response {
     if req.extensions().get::<Authorized>().is_none() {
         return unauthorized().into_response();
     }
@@ -45,12 +45,12 @@ pub async fn require(req: Request, next: Next) -> Response {
 }
 
 /// The answer to a request without a valid token or proof.
-pub fn unauthorized() -> ApiError {
+pub(crate) fn unauthorized() -> ApiError {
     ApiError::new(StatusCode::UNAUTHORIZED, "missing or wrong bearer token")
 }
 
 /// `given` is the API token (constant-time comparison; never an empty one).
-pub fn token_ok(st: &AppState, given: &str) -> bool {
+pub(crate) fn token_ok(st: &AppState, given: &str) -> bool {
     leadsignal_graph::proof::constant_time_eq(given.as_bytes(), st.api_token.as_bytes())
         && !st.api_token.is_empty()
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 /// Starts the background tasks; the handle ends when they have stopped.
-pub fn start(
+pub(crate) fn start(
     cfg: &Config,
     st: Arc<AppState>,
     stop: watch::Receiver<bool>,

@@ -53,7 +53,7 @@ td.n{text-align:right;font-variant-numeric:tabular-nums}.banner{padding:10px;bor
 .err{font-family:monospace;font-size:.85em;word-break:break-word}";
 
 /// The dashboard.
-pub async fn page(State(st): State<Arc<AppState>>) -> Response {
+pub(crate) async fn page(State(st): State<Arc<AppState>>) -> Response {
     let now = super::unix_now();
     let data = st
         .read(move |s| Ok((s.status(now)?, s.activity(now)?)))
@@ -312,7 +312,7 @@ fn render(st: &AppState, s: &Status, a: &Activity, now: i64) -> String {
 }
 
 /// What the sandbox received (when `[server] sandbox_page` is on).
-pub async fn sandbox_page(State(st): State<Arc<AppState>>) -> Response {
+pub(crate) async fn sandbox_page(State(st): State<Arc<AppState>>) -> Response {
     let Some(url) = st.sandbox_url.clone() else {
         return (StatusCode::NOT_FOUND, "no sandbox configured").into_response();
     };

@@ -24,122 +24,122 @@ use std::sync::Arc;
 #[allow(dead_code)]
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
-pub struct FormatQuery {
+pub(crate) struct FormatQuery {
     /// `records` (default), `hubspot` or `salesforce`.
     #[param(pattern = "^(records|json|hubspot|salesforce)$")]
-    pub format: Option<String>,
+    pub(crate) format: Option<String>,
     /// The dataset the stage changes belong to: `default` (`[meta]`'s) or a
     /// `[[datasets]]` name.
-    pub dataset: Option<String>,
+    pub(crate) dataset: Option<String>,
 }
 
-/// A stage-change record, the file import's JSON shape (DESIGN.md). Every
+/// A stage-change record, the file import's JSON shape (ARCHITECTURE.md). Every
 /// field may also be given as a JSON number where it is one (`lead_id`,
 /// `changed_at` in Unix seconds).
 #[allow(dead_code)]
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
-pub struct StageChangeRecordDoc {
+pub(crate) struct StageChangeRecordDoc {
     /// Meta lead ID (15–17 digits; a JSON integer or text).
-    pub lead_id: Option<String>,
+    pub(crate) lead_id: Option<String>,
     /// CRM record ID.
-    pub crm_id: Option<String>,
+    pub(crate) crm_id: Option<String>,
     /// CRM stage name (mapped onto the funnel).
-    pub stage: Option<String>,
+    pub(crate) stage: Option<String>,
     /// When the stage changed (RFC 3339, or Unix seconds).
-    pub changed_at: Option<String>,
+    pub(crate) changed_at: Option<String>,
     /// When the lead was created.
-    pub lead_created_at: Option<String>,
+    pub(crate) lead_created_at: Option<String>,
     /// Raw e-mail (hashed on arrival).
-    pub email: Option<String>,
+    pub(crate) email: Option<String>,
     /// Raw phone number (hashed on arrival).
-    pub phone: Option<String>,
+    pub(crate) phone: Option<String>,
     /// First name.
-    pub first_name: Option<String>,
+    pub(crate) first_name: Option<String>,
     /// Last name.
-    pub last_name: Option<String>,
+    pub(crate) last_name: Option<String>,
     /// Full name ("Jane Doe", "Doe, Jane"): split into first and last name
     /// where those are absent (never hashed whole).
-    pub full_name: Option<String>,
-    /// City.
-    pub city: Option<String>,
+    pub(crate) full_name: Option<String>,
+    /// City, as the CRM holds it.
+    pub(crate) city: Option<String>,
     /// State or region.
-    pub state: Option<String>,
+    pub(crate) state: Option<String>,
     /// ZIP or postal code.
-    pub zip: Option<String>,
-    /// Country.
-    pub country: Option<String>,
+    pub(crate) zip: Option<String>,
+    /// Country, as a name or an ISO code.
+    pub(crate) country: Option<String>,
     /// Date of birth.
-    pub date_of_birth: Option<String>,
-    /// Gender.
-    pub gender: Option<String>,
+    pub(crate) date_of_birth: Option<String>,
+    /// Gender, as the CRM holds it (`f`, `male`, ...).
+    pub(crate) gender: Option<String>,
     /// Advertiser's ID for the person.
-    pub external_id: Option<String>,
+    pub(crate) external_id: Option<String>,
     /// Click ID, as the browser cookie holds it.
-    pub fbc: Option<String>,
+    pub(crate) fbc: Option<String>,
     /// Browser ID.
-    pub fbp: Option<String>,
+    pub(crate) fbp: Option<String>,
     /// `["LDU"]` or `[]`.
-    pub data_processing_options: Option<Vec<String>>,
+    pub(crate) data_processing_options: Option<Vec<String>>,
     /// LDU country (0: geolocate).
-    pub data_processing_options_country: Option<String>,
+    pub(crate) data_processing_options_country: Option<String>,
     /// LDU state (0: geolocate).
-    pub data_processing_options_state: Option<String>,
+    pub(crate) data_processing_options_state: Option<String>,
 }
 
 /// The answer to a batch of stage changes.
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct IngestAnswer {
+pub(crate) struct IngestAnswer {
     /// Items in the body.
-    pub received: usize,
+    pub(crate) received: usize,
     /// Stored, ready to send.
-    pub accepted: usize,
+    pub(crate) accepted: usize,
     /// Already in the outbox: nothing added.
-    pub already_known: usize,
+    pub(crate) already_known: usize,
     /// Stored, waiting for earlier stages (`hold` policy).
-    pub held: usize,
+    pub(crate) held: usize,
     /// Older than Meta's 7-day window: stored as a stage of the lead, never
     /// sent (not an error).
-    pub expired: usize,
+    pub(crate) expired: usize,
     /// Not production data (leads made by Meta's testing tool): kept aside,
     /// never sent, not an error.
-    pub skipped: usize,
+    pub(crate) skipped: usize,
     /// Not stage changes (e.g. another HubSpot property).
-    pub ignored: usize,
+    pub(crate) ignored: usize,
     /// Rejected (and quarantined), with field and rule.
-    pub rejected: usize,
+    pub(crate) rejected: usize,
     /// One entry per item, in order.
-    pub items: Vec<ItemAnswer>,
+    pub(crate) items: Vec<ItemAnswer>,
 }
 
 /// What became of one item.
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct ItemAnswer {
+pub(crate) struct ItemAnswer {
     /// 1-based position in the body.
-    pub item: u64,
+    pub(crate) item: u64,
     /// `accepted`, `already_known`, `held`, `expired`, `skipped` (a Meta test
     /// lead), `ignored` or `rejected`.
-    pub status: String,
+    pub(crate) status: String,
     /// The stage as Meta receives it (`event_name`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub event_name: Option<String>,
+    pub(crate) event_name: Option<String>,
     /// The deterministic `event_id`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub event_id: Option<String>,
+    pub(crate) event_id: Option<String>,
     /// Why it was rejected or ignored.
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
-    pub errors: Vec<ItemError>,
+    pub(crate) errors: Vec<ItemError>,
 }
 
 /// One reason an item was rejected (never a raw contact value).
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct ItemError {
+pub(crate) struct ItemError {
     /// Record field, when the rule concerns one.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub field: Option<String>,
+    pub(crate) field: Option<String>,
     /// Rule code (stable).
-    pub rule: String,
-    /// Explanation.
-    pub message: String,
+    pub(crate) rule: String,
+    /// What is wrong (never the raw value).
+    pub(crate) message: String,
 }
 
 fn errors(v: &[Violation]) -> Vec<ItemError> {
@@ -169,7 +169,7 @@ fn errors(v: &[Violation]) -> Vec<ItemError> {
     ),
     security(("bearer" = []))
 )]
-pub async fn stage_changes(
+pub(crate) async fn stage_changes(
     State(st): State<Arc<AppState>>,
     Query(q): Query<HashMap<String, String>>,
     body: Bytes,
@@ -194,17 +194,17 @@ pub async fn stage_changes(
 #[allow(dead_code)]
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct HubspotEventDoc {
+pub(crate) struct HubspotEventDoc {
     /// `contact.propertyChange` for stage changes.
-    pub subscription_type: Option<String>,
+    pub(crate) subscription_type: Option<String>,
     /// The contact's record ID (`crm_id`).
-    pub object_id: Option<i64>,
+    pub(crate) object_id: Option<i64>,
     /// The property that changed (`server.hubspot_stage_property`).
-    pub property_name: Option<String>,
+    pub(crate) property_name: Option<String>,
     /// Its new value (the CRM stage).
-    pub property_value: Option<String>,
+    pub(crate) property_value: Option<String>,
     /// When, in milliseconds.
-    pub occurred_at: Option<i64>,
+    pub(crate) occurred_at: Option<i64>,
 }
 
 /// A HubSpot webhook delivery: the bearer token, or HubSpot's v3 signature
@@ -227,7 +227,7 @@ pub struct HubspotEventDoc {
     ),
     security(("bearer" = []))
 )]
-pub async fn hubspot(
+pub(crate) async fn hubspot(
     State(st): State<Arc<AppState>>,
     bearer: Option<Extension<Authorized>>,
     uri: axum::http::Uri,
@@ -254,7 +254,7 @@ pub async fn hubspot(
     ),
     security(("bearer" = []))
 )]
-pub async fn salesforce(State(st): State<Arc<AppState>>, body: Bytes) -> ApiResult {
+pub(crate) async fn salesforce(State(st): State<Arc<AppState>>, body: Bytes) -> ApiResult {
     receive(st, 0, IngestFormat::Salesforce, body).await
 }
 
@@ -273,7 +273,7 @@ pub async fn salesforce(State(st): State<Arc<AppState>>, body: Bytes) -> ApiResu
         (status = 503, description = "Not stored; Salesforce delivers again", body = super::Problem),
     )
 )]
-pub async fn salesforce_with_token(
+pub(crate) async fn salesforce_with_token(
     State(st): State<Arc<AppState>>,
     bearer: Option<Extension<Authorized>>,
     axum::extract::Path(token): axum::extract::Path<String>,

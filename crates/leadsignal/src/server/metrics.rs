@@ -50,7 +50,7 @@ struct Rule {
 }
 
 /// The process's counters.
-pub struct Metrics {
+pub(crate) struct Metrics {
     dataset: String,
     received: Family<Received, Counter>,
     webhook: Family<Outcome, Counter>,
@@ -61,7 +61,7 @@ pub struct Metrics {
 
 impl Metrics {
     /// Counters for `dataset`.
-    pub fn new(dataset: &str) -> Metrics {
+    pub(crate) fn new(dataset: &str) -> Metrics {
         Metrics {
             dataset: dataset.to_string(),
             received: Family::default(),
@@ -73,7 +73,7 @@ impl Metrics {
     }
 
     /// Counts the items of an ingest answer by stage and outcome.
-    pub fn ingested(&self, a: &IngestAnswer) {
+    pub(crate) fn ingested(&self, a: &IngestAnswer) {
         for item in &a.items {
             self.received
                 .get_or_create(&Received {
@@ -86,7 +86,7 @@ impl Metrics {
     }
 
     /// Counts a webhook delivery.
-    pub fn webhook(&self, outcome: &str) {
+    pub(crate) fn webhook(&self, outcome: &str) {
         self.webhook
             .get_or_create(&Outcome {
                 outcome: outcome.into(),
@@ -95,7 +95,7 @@ impl Metrics {
     }
 
     /// Counts what a sender run did since its previous report (`before`).
-    pub fn delivered(&self, before: &SendReport, now: &SendReport) {
+    pub(crate) fn delivered(&self, before: &SendReport, now: &SendReport) {
         let add = |family: &Family<Outcome, Counter>, outcome: &str, a: u64, b: u64| {
             if b > a {
                 family
@@ -119,7 +119,7 @@ impl Metrics {
     }
 
     /// The text exposition, with the outbox gauges from `status`.
-    pub fn render(&self, status: &Status, now: i64) -> String {
+    pub(crate) fn render(&self, status: &Status, now: i64) -> String {
         let mut r = Registry::with_prefix("leadsignal");
         r.register(
             "received_items",

@@ -14,7 +14,7 @@ mod api;
 mod auth;
 mod background;
 mod dashboard;
-pub mod ingest;
+pub(crate) mod ingest;
 mod metrics;
 mod problem;
 mod state;
@@ -32,9 +32,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use utoipa::OpenApi;
 
-pub use problem::{ApiError, ApiResult, Problem};
-pub use state::AppState;
-pub use writer::Writer;
+pub(crate) use problem::{ApiError, ApiResult, Problem};
+pub(crate) use state::AppState;
+pub(crate) use writer::Writer;
 
 pub(crate) use crate::clock::unix_now;
 
@@ -72,7 +72,7 @@ impl utoipa::Modify for Bearer {
 }
 
 /// The OpenAPI document of the HTTP API.
-pub fn openapi_json() -> String {
+pub(crate) fn openapi_json() -> String {
     ApiDoc::openapi()
         .to_pretty_json()
         .expect("the OpenAPI document serializes")
@@ -86,7 +86,7 @@ async fn openapi() -> Response {
 /// the two CRM routes that cannot send one take it or their own proof; the
 /// webhook is signed; health, metrics, the OpenAPI document and the
 /// dashboard are open.
-pub fn router(st: Arc<AppState>, max_body_bytes: usize) -> Router {
+pub(crate) fn router(st: Arc<AppState>, max_body_bytes: usize) -> Router {
     let api = Router::new()
         .route("/v1/stage-changes", post(ingest::stage_changes))
         .route("/v1/stage-changes/salesforce", post(ingest::salesforce))
@@ -135,9 +135,9 @@ async fn metrics_text(axum::extract::State(st): axum::extract::State<Arc<AppStat
 }
 
 /// A running server (for `serve` and tests).
-pub struct Server {
+pub(crate) struct Server {
     /// The address it listens on.
-    pub addr: std::net::SocketAddr,
+    pub(crate) addr: std::net::SocketAddr,
     stop: tokio::sync::watch::Sender<bool>,
     state: Arc<AppState>,
     done: tokio::task::JoinHandle<anyhow::Result<()>>,
@@ -147,7 +147,7 @@ impl Server {
     /// Asks the server to stop (as SIGTERM does) and waits until it has:
     /// no new requests, in-flight deliveries finished or given back, every
     /// accepted item written.
-    pub async fn shutdown(self) -> anyhow::Result<()> {
+    pub(crate) async fn shutdown(self) -> anyhow::Result<()> {
         self.state.stopping.store(true, Ordering::SeqCst);
         drop(self.state);
         let _ = self.stop.send(true);
@@ -155,14 +155,14 @@ impl Server {
     }
 
     /// Waits until the server stops by itself (a signal).
-    pub async fn wait(self) -> anyhow::Result<()> {
+    pub(crate) async fn wait(self) -> anyhow::Result<()> {
         drop(self.state);
         self.done.await?
     }
 }
 
 /// Starts `serve` with `cfg` on `listen` (port 0: any free port).
-pub async fn start(cfg: Config, listen: &str) -> anyhow::Result<Server> {
+pub(crate) async fn start(cfg: Config, listen: &str) -> anyhow::Result<Server> {
     let api_token = cfg
         .server
         .api_token

@@ -8,22 +8,22 @@ use serde::{Deserialize, Serialize};
 
 /// An error answer's body: `{"error": "..."}`.
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct Problem {
+pub(crate) struct Problem {
     /// What is wrong.
-    pub error: String,
+    pub(crate) error: String,
 }
 
 /// What a handler answers when it cannot do what was asked: a status and a
 /// message (never a secret or raw contact data).
 #[derive(Debug)]
-pub struct ApiError {
+pub(crate) struct ApiError {
     status: StatusCode,
     message: String,
 }
 
 impl ApiError {
     /// An error answer with `status`.
-    pub fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+    pub(crate) fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
         ApiError {
             status,
             message: message.into(),
@@ -31,12 +31,12 @@ impl ApiError {
     }
 
     /// 400: the request is malformed.
-    pub fn bad_request(message: impl Into<String>) -> ApiError {
+    pub(crate) fn bad_request(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::BAD_REQUEST, message)
     }
 
     /// 503: the outbox or the process cannot serve it now.
-    pub fn unavailable(message: impl Into<String>) -> ApiError {
+    pub(crate) fn unavailable(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, message)
     }
 }
@@ -54,4 +54,4 @@ impl IntoResponse for ApiError {
 }
 
 /// What every handler returns.
-pub type ApiResult = Result<Response, ApiError>;
+pub(crate) type ApiResult = Result<Response, ApiError>;

@@ -11,16 +11,16 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
 /// Everything the handlers share.
-pub struct AppState {
+pub(crate) struct AppState {
     /// How stage changes become events (the default dataset).
-    pub pc: Arc<PrepareConfig>,
+    pub(crate) pc: Arc<PrepareConfig>,
     /// Every dataset stage changes may be posted to (`?dataset=NAME`), by
     /// name; the first is the default (`pc`).
-    pub targets: Vec<(String, Arc<PrepareConfig>)>,
+    pub(crate) targets: Vec<(String, Arc<PrepareConfig>)>,
     /// Settings of the CRM-specific shapes.
-    pub ingest: IngestOptions,
+    pub(crate) ingest: IngestOptions,
     /// Writes to the outbox.
-    pub writer: Writer,
+    pub(crate) writer: Writer,
     /// Reads from the outbox (status, leads, dashboard).
     pub(crate) reader: Mutex<Box<dyn Outbox + Send>>,
     /// Bearer token for `/v1/*`.
@@ -31,10 +31,10 @@ pub struct AppState {
     pub(crate) app_secret: Option<String>,
     /// The stage a webhook lead starts at.
     pub(crate) webhook_stage: String,
-    /// Counters.
-    pub metrics: Metrics,
+    /// Counters for `/metrics`.
+    pub(crate) metrics: Metrics,
     /// Set on SIGTERM/SIGINT.
-    pub stopping: AtomicBool,
+    pub(crate) stopping: AtomicBool,
     /// Where the sandbox is, when Meta is the sandbox (dashboard page).
     pub(crate) sandbox_url: Option<String>,
     /// Fetching webhook leads' form answers, when on.
@@ -47,7 +47,7 @@ pub struct AppState {
 
 impl AppState {
     /// The index of dataset `name` in `targets` (`None` or `default`: the first).
-    pub fn target(&self, name: Option<&str>) -> Option<usize> {
+    pub(crate) fn target(&self, name: Option<&str>) -> Option<usize> {
         match name {
             None => Some(0),
             Some(n) => self.targets.iter().position(|t| t.0 == n),

@@ -30,7 +30,7 @@ use std::sync::Arc;
         (status = 403, description = "Wrong mode or token", body = super::Problem),
     )
 )]
-pub async fn verify(
+pub(crate) async fn verify(
     State(st): State<Arc<AppState>>,
     Query(q): Query<HashMap<String, String>>,
 ) -> ApiResult {
@@ -48,13 +48,13 @@ pub async fn verify(
 
 /// What a delivery did.
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct WebhookAnswer {
+pub(crate) struct WebhookAnswer {
     /// New leads stored.
-    pub new_leads: usize,
+    pub(crate) new_leads: usize,
     /// Leads already known (a repeated delivery).
-    pub already_known: usize,
+    pub(crate) already_known: usize,
     /// Leads whose first stage could not be stored, with the rule.
-    pub rejected: usize,
+    pub(crate) rejected: usize,
 }
 
 /// A delivery: signature checked before anything else.
@@ -70,7 +70,7 @@ pub struct WebhookAnswer {
         (status = 503, description = "Not stored; Meta delivers again", body = super::Problem),
     )
 )]
-pub async fn deliver(
+pub(crate) async fn deliver(
     State(st): State<Arc<AppState>>,
     headers: HeaderMap,
     body: Bytes,
@@ -154,13 +154,13 @@ pub async fn deliver(
 }
 
 /// Fetching new leads' form answers from Meta (`[server] fetch_leads`).
-pub struct Fetch {
+pub(crate) struct Fetch {
     /// Graph client.
-    pub client: leadsignal_graph::GraphClient,
+    pub(crate) client: leadsignal_graph::GraphClient,
     /// Token (and app secret).
-    pub creds: leadsignal_graph::Credentials,
+    pub(crate) creds: leadsignal_graph::Credentials,
     /// How long a webhook lead's first event waits for its answers.
-    pub hold_secs: i64,
+    pub(crate) hold_secs: i64,
 }
 
 /// Fetches each lead's form answers and replaces its still-pending first

@@ -30,7 +30,7 @@ enum Job {
 
 /// A handle to the writer thread.
 #[derive(Clone)]
-pub struct Writer {
+pub(crate) struct Writer {
     tx: mpsc::Sender<Job>,
 }
 
@@ -38,7 +38,7 @@ impl Writer {
     /// Starts the writer thread on `store`, for the datasets `targets`
     /// (how their stage changes became events, their missing-stages
     /// policy); the first is the default.
-    pub fn start(
+    pub(crate) fn start(
         mut store: Box<dyn Outbox + Send>,
         targets: Vec<(Arc<PrepareConfig>, MissingStages)>,
     ) -> (Writer, std::thread::JoinHandle<()>) {
@@ -123,12 +123,12 @@ impl Writer {
 
     /// Stores `items` of the default dataset (one transaction, possibly
     /// shared with other requests); the outcome of each, in order.
-    pub async fn write(&self, items: Vec<Incoming>) -> Result<Vec<ItemOutcome>, String> {
+    pub(crate) async fn write(&self, items: Vec<Incoming>) -> Result<Vec<ItemOutcome>, String> {
         self.write_to(0, items).await
     }
 
     /// Stores `items` of dataset `target` (an index of the targets).
-    pub async fn write_to(
+    pub(crate) async fn write_to(
         &self,
         target: usize,
         items: Vec<Incoming>,
@@ -151,7 +151,7 @@ impl Writer {
     }
 
     /// Replaces pending events with enriched versions; how many were.
-    pub async fn refresh(&self, items: Vec<Incoming>) -> Result<u64, String> {
+    pub(crate) async fn refresh(&self, items: Vec<Incoming>) -> Result<u64, String> {
         let (reply, answer) = oneshot::channel();
         self.tx
             .send(Job::Refresh { items, reply })
