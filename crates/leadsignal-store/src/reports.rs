@@ -90,6 +90,39 @@ pub(crate) trait ReportDb {
     }
 }
 
+/// `Reports` for a backend that is a [`ReportDb`]: every report is the
+/// shared query over its rows.
+macro_rules! reports_from_queries {
+    ($backend:ty) => {
+        impl $crate::Reports for $backend {
+            fn status(&self, now: i64) -> Result<$crate::Status, $crate::StoreError> {
+                $crate::reports::status(self, now)
+            }
+
+            fn lead_id_of(
+                &self,
+                dataset_id: &str,
+                crm_id: &str,
+            ) -> Result<Option<u64>, $crate::StoreError> {
+                $crate::reports::lead_id_of(self, dataset_id, crm_id)
+            }
+
+            fn lead(
+                &self,
+                dataset_id: &str,
+                lead_id: u64,
+            ) -> Result<Option<$crate::LeadHistory>, $crate::StoreError> {
+                $crate::reports::lead(self, dataset_id, lead_id)
+            }
+
+            fn activity(&self, now: i64) -> Result<$crate::Activity, $crate::StoreError> {
+                $crate::reports::activity(self, now)
+            }
+        }
+    };
+}
+pub(crate) use reports_from_queries;
+
 /// States of entries still to be sent.
 const UNSENT: [&str; 3] = ["pending", "held", "sending"];
 

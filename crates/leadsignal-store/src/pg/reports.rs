@@ -2,9 +2,8 @@
 //! over this connection, `?N` placeholders written `$N`.
 
 use super::PgOutbox;
-use crate::model::*;
 use crate::reports::{self, Cell, Param, ReportDb, Row};
-use crate::{Reports, StoreError};
+use crate::StoreError;
 use postgres::types::{ToSql, Type};
 
 /// `sql` with PostgreSQL's placeholders (`?1` → `$1`).
@@ -74,23 +73,7 @@ impl ReportDb for PgOutbox {
     }
 }
 
-impl Reports for PgOutbox {
-    fn status(&self, now: i64) -> Result<Status, StoreError> {
-        reports::status(self, now)
-    }
-
-    fn lead_id_of(&self, dataset_id: &str, crm_id: &str) -> Result<Option<u64>, StoreError> {
-        reports::lead_id_of(self, dataset_id, crm_id)
-    }
-
-    fn lead(&self, dataset_id: &str, lead_id: u64) -> Result<Option<LeadHistory>, StoreError> {
-        reports::lead(self, dataset_id, lead_id)
-    }
-
-    fn activity(&self, now: i64) -> Result<Activity, StoreError> {
-        reports::activity(self, now)
-    }
-}
+reports::reports_from_queries!(PgOutbox);
 
 #[cfg(test)]
 mod tests {

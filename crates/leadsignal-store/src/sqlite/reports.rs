@@ -2,9 +2,8 @@
 //! this connection.
 
 use super::SqliteOutbox;
-use crate::model::*;
 use crate::reports::{self, Cell, Param, ReportDb, Row};
-use crate::{Reports, StoreError};
+use crate::StoreError;
 use rusqlite::types::{ToSql, ValueRef};
 
 impl ReportDb for SqliteOutbox {
@@ -37,20 +36,4 @@ impl ReportDb for SqliteOutbox {
     }
 }
 
-impl Reports for SqliteOutbox {
-    fn status(&self, now: i64) -> Result<Status, StoreError> {
-        reports::status(self, now)
-    }
-
-    fn lead_id_of(&self, dataset_id: &str, crm_id: &str) -> Result<Option<u64>, StoreError> {
-        reports::lead_id_of(self, dataset_id, crm_id)
-    }
-
-    fn lead(&self, dataset_id: &str, lead_id: u64) -> Result<Option<LeadHistory>, StoreError> {
-        reports::lead(self, dataset_id, lead_id)
-    }
-
-    fn activity(&self, now: i64) -> Result<Activity, StoreError> {
-        reports::activity(self, now)
-    }
-}
+reports::reports_from_queries!(SqliteOutbox);
