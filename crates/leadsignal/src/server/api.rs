@@ -1,6 +1,7 @@
 //! Read-only endpoints: one lead, the outbox status, health and readiness.
 
-use super::{ApiError, ApiResult, AppState};
+use super::problem::{ApiError, ApiResult};
+use super::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
@@ -16,9 +17,9 @@ use std::sync::Arc;
     params(("lead_id" = String, Path, pattern = "^[1-9][0-9]{14,16}$", description = "Meta lead ID (15–17 digits)")),
     responses(
         (status = 200, description = "The lead", body = Object),
-        (status = 400, description = "Not a lead ID", body = super::Problem),
-        (status = 401, description = "Missing or wrong bearer token", body = super::Problem),
-        (status = 404, description = "Unknown lead", body = super::Problem),
+        (status = 400, description = "Not a lead ID", body = super::problem::Problem),
+        (status = 401, description = "Missing or wrong bearer token", body = super::problem::Problem),
+        (status = 404, description = "Unknown lead", body = super::problem::Problem),
     ),
     security(("bearer" = []))
 )]
@@ -44,12 +45,12 @@ pub(crate) async fn lead(
     path = "/v1/status",
     responses(
         (status = 200, description = "Outbox status", body = Object),
-        (status = 401, description = "Missing or wrong bearer token", body = super::Problem),
+        (status = 401, description = "Missing or wrong bearer token", body = super::problem::Problem),
     ),
     security(("bearer" = []))
 )]
 pub(crate) async fn status(State(st): State<Arc<AppState>>) -> ApiResult {
-    match st.read(|s| s.status(super::unix_now())).await {
+    match st.read(|s| s.status(crate::clock::unix_now())).await {
         Ok(s) => Ok(Json(s).into_response()),
         Err(e) => Err(ApiError::unavailable(e)),
     }
@@ -67,7 +68,7 @@ pub(crate) async fn healthz() -> &'static str {
     path = "/readyz",
     responses(
         (status = 200, description = "Ready", body = String, content_type = "text/plain"),
-        (status = 503, description = "Store unreachable, delivery paused, or shutting down", body = super::Problem),
+        (status = 503, description = "Store unreachable, delivery paused, or shutting down", body = super::problem::Problem),
     )
 )]
 pub(crate) async fn readyz(State(st): State<Arc<AppState>>) -> ApiResult {

@@ -2,7 +2,7 @@
 //! interval, import files dropped in the inbox folder, and say so when
 //! Meta's daily-upload expectation is at risk.
 
-use super::AppState;
+use super::state::AppState;
 use crate::config::Config;
 use leadsignal_deliver::{send_due, SendReport};
 use std::path::{Path, PathBuf};
@@ -69,7 +69,7 @@ pub(crate) fn start(
                     &pc,
                     missing,
                     &mut *store,
-                    super::unix_now(),
+                    crate::clock::unix_now(),
                 ) {
                     Ok(s) if s.rows > 0 => {
                         tracing::info!(source = %s.source, rows = s.rows, accepted = s.store.accepted, rejected = s.store.rejected, "source polled")
@@ -84,7 +84,7 @@ pub(crate) fn start(
             // Meta asks for an upload at least once a day: say so in the
             // logs when that is at risk (status, metrics and the dashboard
             // show the same warnings).
-            if let Ok(s) = leadsignal_store::Reports::status(&*store, super::unix_now()) {
+            if let Ok(s) = leadsignal_store::Reports::status(&*store, crate::clock::unix_now()) {
                 if !s.warnings.is_empty() && last_warning.as_ref() != Some(&s.warnings) {
                     for w in &s.warnings {
                         tracing::warn!(warning = %w, "upload cadence");
@@ -205,7 +205,7 @@ impl Inbox {
                     return;
                 }
             };
-            let now = super::unix_now();
+            let now = crate::clock::unix_now();
             let result = leadsignal_intake::import_files(
                 std::slice::from_ref(&file),
                 mapping,

@@ -3,7 +3,7 @@
 //! attribute so that a test can compare it with the store. `/sandbox`: what
 //! the sandbox received, like Meta's Test Events tab.
 
-use super::AppState;
+use super::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
@@ -54,7 +54,7 @@ td.n{text-align:right;font-variant-numeric:tabular-nums}.banner{padding:10px;bor
 
 /// The dashboard.
 pub(crate) async fn page(State(st): State<Arc<AppState>>) -> Response {
-    let now = super::unix_now();
+    let now = crate::clock::unix_now();
     let data = st
         .read(move |s| Ok((s.status(now)?, s.activity(now)?)))
         .await;

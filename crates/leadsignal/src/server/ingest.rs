@@ -2,8 +2,10 @@
 //! by item (accepted, already known, held, ignored, or rejected with field
 //! and rule). Raw contact data is hashed here, before anything is stored.
 
+use super::answers::{IngestAnswer, ItemAnswer, ItemError};
 use super::auth::{token_ok, unauthorized, Authorized};
-use super::{ApiError, ApiResult, AppState};
+use super::problem::{ApiError, ApiResult};
+use super::state::AppState;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -14,7 +16,7 @@ use leadsignal_core::Violation;
 use leadsignal_intake::Checked;
 use leadsignal_sources::ingest::{self, IngestFormat, Item};
 use leadsignal_store::{Incoming, ItemOutcome};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -86,62 +88,6 @@ pub(crate) struct StageChangeRecordDoc {
     pub(crate) data_processing_options_state: Option<String>,
 }
 
-/// The answer to a batch of stage changes.
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub(crate) struct IngestAnswer {
-    /// Items in the body.
-    pub(crate) received: usize,
-    /// Stored, ready to send.
-    pub(crate) accepted: usize,
-    /// Already in the outbox: nothing added.
-    pub(crate) already_known: usize,
-    /// Stored, waiting for earlier stages (`hold` policy).
-    pub(crate) held: usize,
-    /// Older than Meta's 7-day window: stored as a stage of the lead, never
-    /// sent (not an error).
-    pub(crate) expired: usize,
-    /// Not production data (leads made by Meta's testing tool): kept aside,
-    /// never sent, not an error.
-    pub(crate) skipped: usize,
-    /// Not stage changes (e.g. another HubSpot property).
-    pub(crate) ignored: usize,
-    /// Rejected (and quarantined), with field and rule.
-    pub(crate) rejected: usize,
-    /// One entry per item, in order.
-    pub(crate) items: Vec<ItemAnswer>,
-}
-
-/// What became of one item.
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub(crate) struct ItemAnswer {
-    /// 1-based position in the body.
-    pub(crate) item: u64,
-    /// `accepted`, `already_known`, `held`, `expired`, `skipped` (a Meta test
-    /// lead), `ignored` or `rejected`.
-    pub(crate) status: String,
-    /// The stage as Meta receives it (`event_name`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) event_name: Option<String>,
-    /// The deterministic `event_id`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) event_id: Option<String>,
-    /// Why it was rejected or ignored.
-    #[serde(skip_serializing_if = "Vec::is_empty", default)]
-    pub(crate) errors: Vec<ItemError>,
-}
-
-/// One reason an item was rejected (never a raw contact value).
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub(crate) struct ItemError {
-    /// Record field, when the rule concerns one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub(crate) field: Option<String>,
-    /// Rule code (stable).
-    pub(crate) rule: String,
-    /// What is wrong (never the raw value).
-    pub(crate) message: String,
-}
-
 fn errors(v: &[Violation]) -> Vec<ItemError> {
     v.iter()
         .map(|v| ItemError {
@@ -161,11 +107,11 @@ fn errors(v: &[Violation]) -> Vec<ItemError> {
     request_body(content = Vec<StageChangeRecordDoc>, description = "An array of stage-change records (or one record), a HubSpot webhook delivery (`?format=hubspot`) or a Salesforce outbound message (`?format=salesforce`, XML)", content_type = "application/json"),
     responses(
         (status = 200, description = "Every item answered", body = IngestAnswer),
-        (status = 400, description = "Malformed body or unknown format", body = super::Problem),
-        (status = 401, description = "Missing or wrong bearer token", body = super::Problem),
-        (status = 404, description = "Unknown dataset (`?dataset=`)", body = super::Problem),
+        (status = 400, description = "Malformed body or unknown format", body = super::problem::Problem),
+        (status = 401, description = "Missing or wrong bearer token", body = super::problem::Problem),
+        (status = 404, description = "Unknown dataset (`?dataset=`)", body = super::problem::Problem),
         (status = 413, description = "Body too large"),
-        (status = 503, description = "The outbox cannot be written", body = super::Problem),
+        (status = 503, description = "The outbox cannot be written", body = super::problem::Problem),
     ),
     security(("bearer" = []))
 )]
@@ -220,10 +166,10 @@ pub(crate) struct HubspotEventDoc {
     ),
     responses(
         (status = 200, description = "Every event answered (other properties: ignored)", body = IngestAnswer),
-        (status = 400, description = "Malformed body", body = super::Problem),
-        (status = 401, description = "No valid bearer token or signature", body = super::Problem),
+        (status = 400, description = "Malformed body", body = super::problem::Problem),
+        (status = 401, description = "No valid bearer token or signature", body = super::problem::Problem),
         (status = 413, description = "Body too large"),
-        (status = 503, description = "The outbox cannot be written", body = super::Problem),
+        (status = 503, description = "The outbox cannot be written", body = super::problem::Problem),
     ),
     security(("bearer" = []))
 )]
@@ -247,10 +193,10 @@ pub(crate) async fn hubspot(
     request_body(content = String, content_type = "text/xml"),
     responses(
         (status = 200, description = "Stored: Salesforce's acknowledgement", body = String, content_type = "text/xml"),
-        (status = 400, description = "Not an outbound message", body = super::Problem),
-        (status = 401, description = "Missing or wrong bearer token", body = super::Problem),
+        (status = 400, description = "Not an outbound message", body = super::problem::Problem),
+        (status = 401, description = "Missing or wrong bearer token", body = super::problem::Problem),
         (status = 413, description = "Body too large"),
-        (status = 503, description = "Not stored; Salesforce delivers again", body = super::Problem),
+        (status = 503, description = "Not stored; Salesforce delivers again", body = super::problem::Problem),
     ),
     security(("bearer" = []))
 )]
@@ -267,10 +213,10 @@ pub(crate) async fn salesforce(State(st): State<Arc<AppState>>, body: Bytes) -> 
     request_body(content = String, content_type = "text/xml"),
     responses(
         (status = 200, description = "Stored: Salesforce's acknowledgement", body = String, content_type = "text/xml"),
-        (status = 400, description = "Not an outbound message", body = super::Problem),
-        (status = 401, description = "Wrong token", body = super::Problem),
+        (status = 400, description = "Not an outbound message", body = super::problem::Problem),
+        (status = 401, description = "Wrong token", body = super::problem::Problem),
         (status = 413, description = "Body too large"),
-        (status = 503, description = "Not stored; Salesforce delivers again", body = super::Problem),
+        (status = 503, description = "Not stored; Salesforce delivers again", body = super::problem::Problem),
     )
 )]
 pub(crate) async fn salesforce_with_token(
@@ -298,7 +244,7 @@ fn hubspot_signed(st: &AppState, uri: &axum::http::Uri, headers: &HeaderMap, bod
         None => format!("http://{}", header("host").unwrap_or("")),
     };
     let path = uri.path_and_query().map_or("", |p| p.as_str());
-    let now_ms = super::unix_now() * 1000;
+    let now_ms = crate::clock::unix_now() * 1000;
     match ingest::verify_hubspot_v3(
         secret.as_bytes(),
         "POST",
@@ -330,7 +276,7 @@ async fn receive(st: Arc<AppState>, target: usize, format: IngestFormat, body: B
     };
     let items = ingest::parse(&body, format, &st.ingest, source)
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let now = super::unix_now();
+    let now = crate::clock::unix_now();
     let pc = Arc::clone(&st.targets[target].1);
     let items = with_known_lead_ids(&st, &pc.dataset_id, items).await;
     // Prepare (hash) every item; keep what each becomes for the answer.

@@ -4,7 +4,7 @@
 //! dataset, stage and state, queue depth, oldest pending age, time since the
 //! last upload, paused datasets, upload-cadence warnings).
 
-use super::ingest::IngestAnswer;
+use super::answers::IngestAnswer;
 use leadsignal_deliver::SendReport;
 use leadsignal_store::Status;
 use prometheus_client::encoding::text::encode;

@@ -10,6 +10,7 @@
 //! - `metrics.rs`, `dashboard.rs`: what an operator looks at.
 //! - `background.rs`: the sender loop and the folder poller.
 
+mod answers;
 mod api;
 mod auth;
 mod background;
@@ -36,7 +37,7 @@ pub(crate) use problem::{ApiError, ApiResult, Problem};
 pub(crate) use state::AppState;
 pub(crate) use writer::Writer;
 
-pub(crate) use crate::clock::unix_now;
+use crate::clock::unix_now;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -53,7 +54,7 @@ pub(crate) use crate::clock::unix_now;
         webhook::verify,
         webhook::deliver,
     ),
-    components(schemas(Problem, ingest::StageChangeRecordDoc, ingest::HubspotEventDoc, ingest::IngestAnswer, ingest::ItemAnswer, ingest::ItemError, webhook::WebhookAnswer)),
+    components(schemas(Problem, ingest::StageChangeRecordDoc, ingest::HubspotEventDoc, answers::IngestAnswer, answers::ItemAnswer, answers::ItemError, answers::WebhookAnswer)),
     modifiers(&Bearer)
 )]
 struct ApiDoc;
@@ -228,7 +229,7 @@ pub(crate) async fn start(cfg: Config, listen: &str) -> anyhow::Result<Server> {
             .map(|s| s.expose().to_string()),
         public_url: cfg.server.public_url.clone(),
         fetch: match cfg.server.fetch_leads {
-            true => Some(webhook::Fetch {
+            true => Some(state::Fetch {
                 client: cfg.graph_client()?,
                 creds: cfg.credentials()?,
                 hold_secs: cfg.server.fetch_hold_secs.max(1),

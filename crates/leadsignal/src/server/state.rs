@@ -2,7 +2,6 @@
 //! connection, the secrets requests are checked against, the counters.
 
 use super::metrics::Metrics;
-use super::webhook::Fetch;
 use super::writer::Writer;
 use leadsignal_core::PrepareConfig;
 use leadsignal_sources::ingest::IngestOptions;
@@ -70,4 +69,14 @@ impl AppState {
         .await
         .map_err(|e| e.to_string())?
     }
+}
+
+/// Fetching new leads' form answers from Meta (`[server] fetch_leads`).
+pub(crate) struct Fetch {
+    /// Graph client.
+    pub(crate) client: leadsignal_graph::GraphClient,
+    /// Token (and app secret).
+    pub(crate) creds: leadsignal_graph::Credentials,
+    /// How long a webhook lead's first event waits for its answers.
+    pub(crate) hold_secs: i64,
 }

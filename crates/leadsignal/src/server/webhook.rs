@@ -2,7 +2,9 @@
 //! with their creation time and the funnel's first stage as their first
 //! event ("every stage, including the initial lead stage").
 
-use super::{ApiError, ApiResult, AppState};
+use super::answers::WebhookAnswer;
+use super::problem::{ApiError, ApiResult};
+use super::state::AppState;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -12,7 +14,6 @@ use leadsignal_core::{Origin, StageChange};
 use leadsignal_intake::{check_change, Checked};
 use leadsignal_sources::webhook::{self, WebhookError};
 use leadsignal_store::ItemOutcome;
-use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -27,7 +28,7 @@ use std::sync::Arc;
     ),
     responses(
         (status = 200, description = "The challenge, as text", body = String, content_type = "text/plain"),
-        (status = 403, description = "Wrong mode or token", body = super::Problem),
+        (status = 403, description = "Wrong mode or token", body = super::problem::Problem),
     )
 )]
 pub(crate) async fn verify(
@@ -46,17 +47,6 @@ pub(crate) async fn verify(
     }
 }
 
-/// What a delivery did.
-#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
-pub(crate) struct WebhookAnswer {
-    /// New leads stored.
-    pub(crate) new_leads: usize,
-    /// Leads already known (a repeated delivery).
-    pub(crate) already_known: usize,
-    /// Leads whose first stage could not be stored, with the rule.
-    pub(crate) rejected: usize,
-}
-
 /// A delivery: signature checked before anything else.
 #[utoipa::path(
     post,
@@ -65,9 +55,9 @@ pub(crate) struct WebhookAnswer {
     params(("X-Hub-Signature-256" = String, Header, description = "sha256=HMAC of the body with the app secret")),
     responses(
         (status = 200, description = "Stored", body = WebhookAnswer),
-        (status = 400, description = "Not a webhook payload", body = super::Problem),
-        (status = 403, description = "Unsigned or forged", body = super::Problem),
-        (status = 503, description = "Not stored; Meta delivers again", body = super::Problem),
+        (status = 400, description = "Not a webhook payload", body = super::problem::Problem),
+        (status = 403, description = "Unsigned or forged", body = super::problem::Problem),
+        (status = 503, description = "Not stored; Meta delivers again", body = super::problem::Problem),
     )
 )]
 pub(crate) async fn deliver(
@@ -97,7 +87,7 @@ pub(crate) async fn deliver(
         }
         Err(e) => return Err(ApiError::bad_request(e.to_string())),
     };
-    let now = super::unix_now();
+    let now = crate::clock::unix_now();
     let source = "webhook:meta";
     let hold = st.fetch.as_ref().map(|f| now + f.hold_secs);
     let mut items = Vec::with_capacity(leads.len());
@@ -153,16 +143,6 @@ pub(crate) async fn deliver(
     Ok(Json(answer).into_response())
 }
 
-/// Fetching new leads' form answers from Meta (`[server] fetch_leads`).
-pub(crate) struct Fetch {
-    /// Graph client.
-    pub(crate) client: leadsignal_graph::GraphClient,
-    /// Token (and app secret).
-    pub(crate) creds: leadsignal_graph::Credentials,
-    /// How long a webhook lead's first event waits for its answers.
-    pub(crate) hold_secs: i64,
-}
-
 /// Fetches each lead's form answers and replaces its still-pending first
 /// event with one that carries them (hashed here). On any failure the event
 /// goes out as it is once the hold ends: nothing waits forever.
@@ -176,7 +156,7 @@ async fn enrich(st: Arc<AppState>, leads: Vec<webhook::Leadgen>, now: i64) {
                 l.lead_id,
                 &["created_time", "field_data"],
                 &f.creds,
-                super::unix_now(),
+                crate::clock::unix_now(),
             )
             .await
         {

@@ -99,7 +99,7 @@ impl Writer {
                     let ctx = EnqueueContext {
                         prepare: pc,
                         missing: *missing,
-                        now: super::unix_now(),
+                        now: crate::clock::unix_now(),
                     };
                     match store.enqueue(&batch, &ctx) {
                         Ok(report) => {
