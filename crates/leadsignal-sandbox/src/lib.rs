@@ -16,6 +16,7 @@
 // A Graph error is the sandbox's ordinary answer, not an exceptional path.
 #![allow(clippy::result_large_err)]
 
+pub mod crm;
 mod routes;
 pub mod validate;
 

@@ -14,6 +14,7 @@
 
 #![warn(missing_docs)]
 
+pub mod crm;
 pub mod decode;
 pub mod file;
 pub mod ingest;

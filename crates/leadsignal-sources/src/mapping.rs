@@ -80,7 +80,7 @@ pub const PRESETS: &[&str] = &[
 ];
 
 /// HubSpot's lifecycle stages: (internal value, label's stage words).
-const HUBSPOT_STAGES: &[(&str, &str)] = &[
+pub(crate) const HUBSPOT_STAGES: &[(&str, &str)] = &[
     ("subscriber", "a Subscriber"),
     ("lead", "a Lead"),
     ("marketingqualifiedlead", "a Marketing Qualified Lead"),

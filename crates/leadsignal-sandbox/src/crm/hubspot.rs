@@ -1,0 +1,369 @@
+//! A HubSpot emulator for what leadsignal's `kind = "hubspot"` source calls:
+//! `POST /crm/v3/objects/contacts/search` with a private app's bearer
+//! token, as HubSpot's CRM API reference describes it: filters on a
+//! property (`GTE`, `EQ`), one sort, `limit` (at most 200) and `after`
+//! paging, the 10,000-result cap, every property value a string (times as
+//! ISO 8601 with milliseconds), HubSpot's error bodies for a wrong token
+//! (401), a bad request (400) and rate limits (429 with `Retry-After`).
+//! Contacts change through the handle, the way a sales rep moves them
+//! through lifecycle stages.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+/// One contact: its ID and properties (HubSpot's internal names).
+#[derive(Debug, Clone, Default)]
+pub struct HubspotContact {
+    /// `hs_object_id`.
+    pub id: String,
+    /// Property values, as HubSpot stores them (text).
+    pub properties: BTreeMap<String, String>,
+}
+
+/// What the emulator starts with.
+#[derive(Debug, Clone)]
+pub struct HubspotConfig {
+    /// Where to listen (port 0: any free port).
+    pub listen: SocketAddr,
+    /// The private app token it accepts.
+    pub token: String,
+    /// Every `n`-th search is refused with 429 (0: never).
+    pub rate_limit_every: u64,
+}
+
+impl HubspotConfig {
+    /// One token, on a free port of 127.0.0.1, no rate limiting.
+    pub fn new(token: &str) -> HubspotConfig {
+        HubspotConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            token: token.to_string(),
+            rate_limit_every: 0,
+        }
+    }
+}
+
+#[derive(Default)]
+struct Hub {
+    token: String,
+    contacts: BTreeMap<u64, HubspotContact>,
+    rate_limit_every: u64,
+    searches: u64,
+    refused: u64,
+}
+
+/// The running emulator.
+pub struct HubspotHandle {
+    addr: SocketAddr,
+    state: Arc<Mutex<Hub>>,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+/// HubSpot's time format: ISO 8601, UTC, milliseconds.
+pub fn hubspot_time(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+impl HubspotHandle {
+    /// `http://127.0.0.1:<port>`: the source's `base_url`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut Hub) -> R) -> R {
+        f(&mut self.state.lock().expect("emulator state"))
+    }
+
+    /// Creates a contact at `at_ms` with `properties`; returns its ID.
+    pub fn create(&self, at_ms: i64, properties: &[(&str, &str)]) -> String {
+        self.with(|h| {
+            let id = h.contacts.keys().next_back().map_or(51, |k| k + 1);
+            let mut p: BTreeMap<String, String> = properties
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            p.insert("hs_object_id".into(), id.to_string());
+            p.insert("createdate".into(), hubspot_time(at_ms));
+            p.insert("lastmodifieddate".into(), hubspot_time(at_ms));
+            h.contacts.insert(
+                id,
+                HubspotContact {
+                    id: id.to_string(),
+                    properties: p,
+                },
+            );
+            id.to_string()
+        })
+    }
+
+    /// Moves a contact to lifecycle stage `stage` (internal name) at
+    /// `at_ms`: the stage's date is set, as HubSpot does.
+    pub fn set_stage(&self, id: &str, stage: &str, at_ms: i64) {
+        self.with(|h| {
+            let c = h
+                .contacts
+                .get_mut(&id.parse::<u64>().expect("a contact ID"))
+                .expect("a known contact");
+            let t = hubspot_time(at_ms);
+            c.properties.insert("lifecyclestage".into(), stage.into());
+            c.properties
+                .insert(format!("hs_lifecyclestage_{stage}_date"), t.clone());
+            c.properties.insert("lastmodifieddate".into(), t);
+        });
+    }
+
+    /// Changes another property at `at_ms` (no stage change).
+    pub fn set(&self, id: &str, property: &str, value: &str, at_ms: i64) {
+        self.with(|h| {
+            let c = h
+                .contacts
+                .get_mut(&id.parse::<u64>().expect("a contact ID"))
+                .expect("a known contact");
+            c.properties.insert(property.into(), value.into());
+            c.properties
+                .insert("lastmodifieddate".into(), hubspot_time(at_ms));
+        });
+    }
+
+    /// Replaces the accepted token (the old one is refused from now on).
+    pub fn set_token(&self, token: &str) {
+        self.with(|h| h.token = token.to_string());
+    }
+
+    /// Searches answered (refused ones included).
+    pub fn searches(&self) -> u64 {
+        self.with(|h| h.searches)
+    }
+
+    /// Searches refused with 429.
+    pub fn rate_limited(&self) -> u64 {
+        self.with(|h| h.refused)
+    }
+}
+
+/// Starts the emulator.
+pub async fn start_hubspot(cfg: HubspotConfig) -> std::io::Result<HubspotHandle> {
+    let state = Arc::new(Mutex::new(Hub {
+        token: cfg.token,
+        rate_limit_every: cfg.rate_limit_every,
+        ..Hub::default()
+    }));
+    let app = Router::new()
+        .route("/crm/v3/objects/contacts/search", post(search))
+        .with_state(Arc::clone(&state));
+    let listener = tokio::net::TcpListener::bind(cfg.listen).await?;
+    let addr = listener.local_addr()?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            })
+            .await;
+    });
+    Ok(HubspotHandle {
+        addr,
+        state,
+        _stop: stop,
+    })
+}
+
+fn error(status: StatusCode, category: &str, message: &str) -> Response {
+    (
+        status,
+        Json(json!({
+            "status": "error",
+            "message": message,
+            "correlationId": "5d1b4a1e-8c1f-4f8e-9d0a-3f2b1c0e9a77",
+            "category": category,
+        })),
+    )
+        .into_response()
+}
+
+async fn search(
+    State(state): State<Arc<Mutex<Hub>>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let mut h = state.lock().expect("emulator state");
+    h.searches += 1;
+    let bearer = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if bearer != Some(h.token.as_str()) {
+        return error(
+            StatusCode::UNAUTHORIZED,
+            "INVALID_AUTHENTICATION",
+            "Authentication credentials not found. This API supports OAuth 2.0 authentication and you can find more details at https://developers.hubspot.com/docs/methods/auth/oauth-overview",
+        );
+    }
+    if h.rate_limit_every > 0 && h.searches % h.rate_limit_every == 0 {
+        h.refused += 1;
+        let mut r = (
+            StatusCode::TOO_MANY_REQUESTS,
+            Json(json!({
+                "status": "error",
+                "message": "You have reached your secondly limit.",
+                "errorType": "RATE_LIMIT",
+                "correlationId": "0b6e1c7a-2f1d-4e4b-8a57-6c9f0d3e2b11",
+                "policyName": "SECONDLY",
+            })),
+        )
+            .into_response();
+        r.headers_mut()
+            .insert("retry-after", axum::http::HeaderValue::from_static("1"));
+        return r;
+    }
+    let Ok(req) = serde_json::from_slice::<Value>(&body) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "VALIDATION_ERROR",
+            "Invalid input JSON on line 1",
+        );
+    };
+    let limit = req.get("limit").and_then(Value::as_u64).unwrap_or(10) as usize;
+    if limit > 200 {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "VALIDATION_ERROR",
+            "limit must be at most 200",
+        );
+    }
+    let after: usize = match req.get("after") {
+        None | Some(Value::Null) => 0,
+        Some(v) => match v.as_str().and_then(|s| s.parse().ok()) {
+            Some(n) => n,
+            None => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "VALIDATION_ERROR",
+                    "after must be a numeric string",
+                )
+            }
+        },
+    };
+    if after + limit > 10_000 {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "VALIDATION_ERROR",
+            "There was a problem with the request. The search endpoints return at most 10,000 results: narrow the filters.",
+        );
+    }
+    // Filters: one group, each filter `GTE` or `EQ` on a property.
+    let filters: Vec<(String, String, String)> = req
+        .pointer("/filterGroups/0/filters")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|f| {
+            Some((
+                f.get("propertyName")?.as_str()?.to_string(),
+                f.get("operator")?.as_str()?.to_string(),
+                f.get("value")?.as_str()?.to_string(),
+            ))
+        })
+        .collect();
+    let as_ms = |v: &str| -> Option<i64> {
+        v.parse::<i64>().ok().or_else(|| {
+            chrono::DateTime::parse_from_rfc3339(v)
+                .ok()
+                .map(|d| d.timestamp_millis())
+        })
+    };
+    let mut found: Vec<&HubspotContact> = h
+        .contacts
+        .values()
+        .filter(|c| {
+            filters.iter().all(|(p, op, v)| {
+                let have = c.properties.get(p);
+                match op.as_str() {
+                    "GTE" => match (have.and_then(|x| as_ms(x)), as_ms(v)) {
+                        (Some(a), Some(b)) => a >= b,
+                        _ => false,
+                    },
+                    "EQ" => have.is_some_and(|x| x == v),
+                    _ => false,
+                }
+            })
+        })
+        .collect();
+    if let Some(sort) = req.pointer("/sorts/0") {
+        let prop = sort
+            .get("propertyName")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let key = |c: &&HubspotContact| {
+            let v = c.properties.get(prop).cloned().unwrap_or_default();
+            (as_ms(&v).unwrap_or(i64::MIN), v)
+        };
+        found.sort_by_key(key);
+        if sort.get("direction").and_then(Value::as_str) == Some("DESCENDING") {
+            found.reverse();
+        }
+    }
+    let wanted: Vec<String> = req
+        .get("properties")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|p| p.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_else(|| {
+            [
+                "createdate",
+                "email",
+                "firstname",
+                "hs_object_id",
+                "lastmodifieddate",
+                "lastname",
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect()
+        });
+    let total = found.len();
+    let results: Vec<Value> = found
+        .iter()
+        .skip(after)
+        .take(limit)
+        .map(|c| {
+            let mut props = Map::new();
+            for p in wanted.iter().map(String::as_str).chain([
+                "hs_object_id",
+                "createdate",
+                "lastmodifieddate",
+            ]) {
+                props.insert(
+                    p.to_string(),
+                    c.properties
+                        .get(p)
+                        .map_or(Value::Null, |v| Value::from(v.as_str())),
+                );
+            }
+            json!({
+                "id": c.id,
+                "properties": props,
+                "createdAt": c.properties.get("createdate"),
+                "updatedAt": c.properties.get("lastmodifieddate"),
+                "archived": false,
+            })
+        })
+        .collect();
+    let mut answer = json!({"total": total, "results": results});
+    if after + limit < total {
+        let next = (after + limit).to_string();
+        answer["paging"] = json!({"next": {"after": next, "link": format!("?after={next}")}});
+    }
+    Json(answer).into_response()
+}

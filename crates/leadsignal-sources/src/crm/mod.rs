@@ -1,0 +1,18 @@
+//! CRMs read through their APIs (no export, no database access): each
+//! source turns the CRM's stage history after a cursor into stage-change
+//! rows, the way `sql.rs` does for a CRM's database, so that
+//! `leadsignal_intake::poll_source` stores each poll's rows and the cursor
+//! after them in one transaction.
+//!
+//! - [`hubspot`]: contacts, one row per lifecycle stage date.
+//!
+//! HTTP goes through `http.rs`: a blocking agent (the same code runs from
+//! `sync` and from `serve`'s background thread), bounded retries of 429
+//! and 5xx answers honouring `Retry-After`, and errors that name the source
+//! and never carry its token.
+
+mod http;
+pub mod hubspot;
+
+pub use http::CrmError;
+pub use hubspot::HubspotSource;
