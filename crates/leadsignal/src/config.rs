@@ -85,21 +85,32 @@ pub(crate) const DEFAULT_DATASET: &str = "default";
 pub(crate) struct SourceConfig {
     /// Name: positions and the stored cursor use it (keep it stable).
     pub(crate) name: String,
-    /// `sql` (the only kind so far).
+    /// `sql` (a CRM database) or `hubspot` (HubSpot's CRM API).
     pub(crate) kind: SourceKind,
-    /// Database URL (`sqlite:///path/crm.db`).
-    pub(crate) url: String,
-    /// Query using `:cursor`, ordered by the cursor column.
-    pub(crate) query: String,
-    /// The result column with each row's cursor value.
+    /// `sql`: database URL (`sqlite:///path/crm.db`).
+    pub(crate) url: Option<String>,
+    /// `sql`: query using `:cursor`, ordered by the cursor column.
+    pub(crate) query: Option<String>,
+    /// `sql`: the result column with each row's cursor value.
     #[serde(default = "default_cursor_column")]
     pub(crate) cursor_column: String,
-    /// Cursor before the first poll.
+    /// `sql`: cursor before the first poll.
     #[serde(default = "default_initial_cursor")]
     pub(crate) initial_cursor: String,
-    /// Record field → result column, for columns not named like the field.
+    /// `sql`: record field → result column, for columns not named like the
+    /// field.
     #[serde(default)]
     pub(crate) columns: std::collections::BTreeMap<String, String>,
+    /// CRM APIs: the API's address (default: the CRM's own).
+    pub(crate) base_url: Option<String>,
+    /// CRM APIs: the access token (use `env:NAME`).
+    pub(crate) token: Option<Secret>,
+    /// `hubspot`: the contact property holding Meta's lead ID.
+    pub(crate) lead_id_property: Option<String>,
+    /// CRM APIs: how far back the first poll reads (days; Meta takes
+    /// nothing older than 7).
+    #[serde(default = "default_lookback_days")]
+    pub(crate) initial_lookback_days: i64,
     /// How often `serve` polls it (seconds).
     #[serde(default = "default_poll_secs")]
     pub(crate) poll_secs: u64,
@@ -111,6 +122,8 @@ pub(crate) struct SourceConfig {
 pub(crate) enum SourceKind {
     /// A SQL database.
     Sql,
+    /// HubSpot contacts through the CRM API v3.
+    Hubspot,
 }
 
 fn default_cursor_column() -> String {
@@ -121,20 +134,80 @@ fn default_initial_cursor() -> String {
     "0".into()
 }
 
+fn default_lookback_days() -> i64 {
+    7
+}
+
 fn default_poll_secs() -> u64 {
     60
 }
 
+/// A configured source, ready to poll.
+pub(crate) enum SourceReader {
+    /// `kind = "sql"`.
+    Sql(leadsignal_sources::sql::SqlSource),
+    /// `kind = "hubspot"`.
+    Hubspot(leadsignal_sources::crm::HubspotSource),
+}
+
 impl SourceConfig {
-    /// The reader of a `kind = "sql"` source (the only kind so far).
-    pub(crate) fn sql(&self) -> leadsignal_sources::sql::SqlSource {
-        let SourceKind::Sql = self.kind;
-        leadsignal_sources::sql::SqlSource {
-            name: self.name.clone(),
-            url: self.url.clone(),
-            query: self.query.clone(),
-            cursor_column: self.cursor_column.clone(),
-            columns: self.columns.clone(),
+    /// The reader of this source; a missing key is an error naming it.
+    pub(crate) fn reader(&self) -> anyhow::Result<SourceReader> {
+        let name = &self.name;
+        let need = |v: &Option<String>, key: &str, example: &str| {
+            v.clone().ok_or_else(|| {
+                anyhow::anyhow!(
+                    "[[sources]] {name}: kind = \"{}\" needs {key} (e.g. {key} = {example})",
+                    self.kind.as_str()
+                )
+            })
+        };
+        Ok(match self.kind {
+            SourceKind::Sql => SourceReader::Sql(leadsignal_sources::sql::SqlSource {
+                name: name.clone(),
+                url: need(&self.url, "url", "\"sqlite:///path/crm.db\"")?,
+                query: need(
+                    &self.query,
+                    "query",
+                    "\"SELECT ... WHERE updated > :cursor ORDER BY updated\"",
+                )?,
+                cursor_column: self.cursor_column.clone(),
+                columns: self.columns.clone(),
+            }),
+            SourceKind::Hubspot => {
+                let token = self
+                    .token
+                    .as_ref()
+                    .map(|t| t.expose().to_string())
+                    .filter(|t| !t.is_empty());
+                let token = need(&token, "token", "\"env:HUBSPOT_TOKEN\"")?;
+                SourceReader::Hubspot(leadsignal_sources::crm::HubspotSource::new(
+                    name,
+                    self.base_url.as_deref().unwrap_or("https://api.hubapi.com"),
+                    &token,
+                    self.lead_id_property.clone(),
+                ))
+            }
+        })
+    }
+
+    /// Where a source's first poll starts: `initial_cursor` for a database,
+    /// `initial_lookback_days` before `now` for a CRM API (in milliseconds).
+    pub(crate) fn first_cursor(&self, now: i64) -> String {
+        match self.kind {
+            SourceKind::Sql => self.initial_cursor.clone(),
+            SourceKind::Hubspot => {
+                ((now - self.initial_lookback_days.max(0) * 86_400) * 1000).to_string()
+            }
+        }
+    }
+}
+
+impl SourceKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            SourceKind::Sql => "sql",
+            SourceKind::Hubspot => "hubspot",
         }
     }
 }

@@ -5,6 +5,7 @@ mod bench;
 mod clock;
 mod cmd;
 mod config;
+mod polling;
 mod report;
 mod secret;
 mod server;

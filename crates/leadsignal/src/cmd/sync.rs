@@ -82,16 +82,9 @@ pub(crate) fn run(config: Option<&Path>, a: Args) -> anyhow::Result<ExitCode> {
         .sources
         .iter()
         .map(|source| {
-            leadsignal_intake::poll_source(
-                &source.sql(),
-                &source.initial_cursor,
-                &pc,
-                cfg.funnel.missing_stages,
-                &mut *store,
-                now,
-            )
+            crate::polling::poll(source, &pc, cfg.funnel.missing_stages, &mut *store, now)
         })
-        .collect::<Result<Vec<_>, _>>()?;
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -63,14 +63,18 @@ pub(crate) fn start(
                 }
                 next_poll[i] =
                     std::time::Instant::now() + Duration::from_secs(source.poll_secs.max(1));
-                match leadsignal_intake::poll_source(
-                    &source.sql(),
-                    &source.initial_cursor,
-                    &pc,
-                    missing,
-                    &mut *store,
-                    crate::clock::unix_now(),
-                ) {
+                // A poll blocks (database or HTTP, with the CRM's rate-limit
+                // waits): off the async workers.
+                let polled = tokio::task::block_in_place(|| {
+                    crate::polling::poll(
+                        source,
+                        &pc,
+                        missing,
+                        &mut *store,
+                        crate::clock::unix_now(),
+                    )
+                });
+                match polled {
                     Ok(s) if s.rows > 0 => {
                         tracing::info!(source = %s.source, rows = s.rows, accepted = s.store.accepted, rejected = s.store.rejected, "source polled")
                     }

@@ -1,0 +1,246 @@
+//! `[[sources]]` read through a CRM's API: `leadsignal sync` with a HubSpot
+//! source pointed at the HubSpot emulator delivers every lifecycle stage of
+//! the emulated history to the Graph sandbox exactly once, in stage order
+//! per lead; a second `sync` adds nothing; stages reached between two syncs
+//! are each sent at their own time; the token lives only in the
+//! environment and never appears in output or the outbox.
+
+use leadsignal_sandbox::crm::{start_hubspot, HubspotConfig};
+use leadsignal_sandbox::{self as sandbox, SandboxConfig, SandboxHandle};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::Command;
+
+const DATASET: &str = "2780431635496611";
+const META_TOKEN: &str = "EAAcrm-api-token";
+const HUBSPOT_TOKEN: &str = "pat-na1-7f3c2b1a-0000-4d4e-9f9f-123456789abc";
+const JANE: u64 = 1_234_567_890_123_456;
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+fn config(dir: &Path, graph: &str, hubspot: &str) -> String {
+    format!(
+        r#"[meta]
+dataset_id = "{DATASET}"
+access_token = "{META_TOKEN}"
+graph_url = "{graph}"
+[crm]
+name = "HubSpot"
+[normalize]
+default_country = "US"
+[store]
+url = "sqlite://{}"
+[funnel]
+stages = [
+  {{ name = "Lead", meta = "LEAD", crm = ["subscriber", "lead"] }},
+  {{ name = "Marketing Qualified Lead", meta = "MARKETING_QUALIFIED_LEAD", crm = ["marketingqualifiedlead"] }},
+  {{ name = "Sales Qualified Lead", meta = "SALES_OPPORTUNITY", crm = ["salesqualifiedlead"] }},
+  {{ name = "Opportunity", meta = "SALES_OPPORTUNITY", crm = ["opportunity"] }},
+  {{ name = "Customer", meta = "CONVERTED", crm = ["customer"] }},
+  {{ name = "Other", meta = "NOT_ASSIGNED", crm = ["other"], terminal = true }},
+]
+[[sources]]
+name = "hubspot"
+kind = "hubspot"
+base_url = "{hubspot}"
+token = "env:HUBSPOT_TOKEN"
+lead_id_property = "facebook_lead_id"
+"#,
+        dir.join("outbox.db").display()
+    )
+}
+
+async fn sync(dir: &Path) -> (Value, String) {
+    let d = dir.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_leadsignal"));
+        for (k, _) in std::env::vars() {
+            if k.starts_with("LEADSIGNAL_") {
+                c.env_remove(k);
+            }
+        }
+        let out = c
+            .current_dir(&d)
+            .env("HUBSPOT_TOKEN", HUBSPOT_TOKEN)
+            .env("LEADSIGNAL_LOG", "info")
+            .args(["sync", "--json"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{stderr}");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            !stdout.contains(HUBSPOT_TOKEN) && !stderr.contains(HUBSPOT_TOKEN),
+            "the HubSpot token was printed"
+        );
+        (serde_json::from_str::<Value>(&stdout).unwrap(), stderr)
+    })
+    .await
+    .unwrap()
+}
+
+/// Accepted production events, by lead (Meta lead ID, else event order),
+/// as (name, time) in the order Meta received them.
+fn by_lead(sb: &SandboxHandle) -> HashMap<Option<u64>, Vec<(String, i64)>> {
+    let mut out: HashMap<Option<u64>, Vec<(String, i64)>> = HashMap::new();
+    for a in sb.accepted().iter().filter(|a| a.test_event_code.is_none()) {
+        out.entry(a.lead_id)
+            .or_default()
+            .push((a.event_name.to_string(), a.event_time));
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_delivers_a_hubspot_history_once_in_stage_order() {
+    let sb = sandbox::start(SandboxConfig::single(DATASET, META_TOKEN))
+        .await
+        .unwrap();
+    let hub = start_hubspot(HubspotConfig::new(HUBSPOT_TOKEN))
+        .await
+        .unwrap();
+    let t = now_ms() - 3 * 3_600_000;
+    let min = 60_000;
+    let jane = hub.create(
+        t,
+        &[
+            ("email", "Jane.Doe@Example.com"),
+            ("phone", "(650) 555-1212"),
+            ("firstname", "Jane"),
+            ("lastname", "Doe"),
+            ("facebook_lead_id", &JANE.to_string()),
+        ],
+    );
+    hub.set_stage(&jane, "lead", t);
+    hub.set_stage(&jane, "marketingqualifiedlead", t + 20 * min);
+    let ken = hub.create(t + min, &[("email", "ken@example.org")]);
+    hub.set_stage(&ken, "subscriber", t + min);
+    // Modified ten days ago: before the first poll's 7-day lookback.
+    let old = hub.create(t - 10 * 86_400_000, &[("email", "old@example.net")]);
+    hub.set_stage(&old, "lead", t - 10 * 86_400_000);
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("leadsignal.toml"),
+        config(dir.path(), &sb.url(), &hub.url()),
+    )
+    .unwrap();
+    assert!(!std::fs::read_to_string(dir.path().join("leadsignal.toml"))
+        .unwrap()
+        .contains(HUBSPOT_TOKEN));
+
+    let (first, _) = sync(dir.path()).await;
+    let src = &first["sources"][0];
+    assert_eq!(
+        (src["source"].as_str(), src["rows"].as_u64()),
+        (Some("hubspot"), Some(3)),
+        "{first}"
+    );
+    assert_eq!(src["store"]["accepted"], 3, "{first}");
+    assert_eq!(first["send"]["accepted"], 3, "{first}");
+    let leads = by_lead(&sb);
+    let secs = |ms: i64| ms / 1000;
+    assert_eq!(
+        leads[&Some(JANE)],
+        [
+            ("Lead".to_string(), secs(t)),
+            ("Marketing Qualified Lead".to_string(), secs(t + 20 * min)),
+        ]
+    );
+    assert_eq!(
+        leads[&None],
+        [("Lead".to_string(), secs(t + min))],
+        "Ken, by e-mail"
+    );
+
+    // Nothing changed in HubSpot: nothing read, nothing sent.
+    let (again, _) = sync(dir.path()).await;
+    assert_eq!(again["sources"][0]["rows"], 0, "{again}");
+    assert_eq!(again["send"]["accepted"], 0, "{again}");
+
+    // Jane moves three stages between two syncs: three events, each at the
+    // time HubSpot recorded; her earlier stages are already known.
+    hub.set_stage(&jane, "salesqualifiedlead", t + 60 * min);
+    hub.set_stage(&jane, "opportunity", t + 90 * min);
+    hub.set_stage(&jane, "customer", t + 120 * min);
+    let (third, _) = sync(dir.path()).await;
+    let src = &third["sources"][0];
+    assert_eq!(src["rows"], 5, "all of Jane's stage dates: {third}");
+    assert_eq!(src["store"]["accepted"], 3, "{third}");
+    assert_eq!(src["store"]["already_known"], 2, "{third}");
+    assert_eq!(third["send"]["accepted"], 3, "{third}");
+    let names: Vec<(String, i64)> = by_lead(&sb)[&Some(JANE)].clone();
+    assert_eq!(
+        names,
+        [
+            ("Lead".to_string(), secs(t)),
+            ("Marketing Qualified Lead".to_string(), secs(t + 20 * min)),
+            ("Sales Qualified Lead".to_string(), secs(t + 60 * min)),
+            ("Opportunity".to_string(), secs(t + 90 * min)),
+            ("Customer".to_string(), secs(t + 120 * min)),
+        ]
+    );
+    let stats = sb.stats();
+    assert_eq!(
+        (stats.distinct_event_ids, stats.duplicate_event_ids),
+        (6, 0)
+    );
+
+    // The cursor is stored with the rows it covers; the token is nowhere
+    // in the outbox.
+    let outbox = std::fs::read(dir.path().join("outbox.db")).unwrap();
+    assert!(!outbox
+        .windows(HUBSPOT_TOKEN.len())
+        .any(|w| w == HUBSPOT_TOKEN.as_bytes()));
+    let db = rusqlite::Connection::open(dir.path().join("outbox.db")).unwrap();
+    let cursor: String = db
+        .query_row(
+            "SELECT cursor FROM source_cursors WHERE source = 'hubspot'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(cursor, format!("{}:{jane}", t + 120 * min));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_hubspot_token_is_a_clear_error_without_the_token() {
+    let sb = sandbox::start(SandboxConfig::single(DATASET, META_TOKEN))
+        .await
+        .unwrap();
+    let hub = start_hubspot(HubspotConfig::new("pat-na1-the-right-one"))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("leadsignal.toml"),
+        config(dir.path(), &sb.url(), &hub.url()),
+    )
+    .unwrap();
+    let d = dir.path().to_path_buf();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_leadsignal"))
+            .current_dir(&d)
+            .env("HUBSPOT_TOKEN", HUBSPOT_TOKEN)
+            .args(["sync"])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("source hubspot")
+            && err.contains("HTTP 401")
+            && err.contains("crm.objects.contacts.read"),
+        "{err}"
+    );
+    assert!(!err.contains(HUBSPOT_TOKEN), "{err}");
+}
