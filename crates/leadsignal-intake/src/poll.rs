@@ -44,6 +44,16 @@ impl Polled for leadsignal_sources::crm::HubspotSource {
     }
 }
 
+impl Polled for leadsignal_sources::crm::SalesforceSource {
+    type Error = leadsignal_sources::crm::CrmError;
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn poll(&self, cursor: &str, limit: usize) -> Result<Poll, Self::Error> {
+        leadsignal_sources::crm::SalesforceSource::poll(self, cursor, limit)
+    }
+}
+
 /// What polling one source did.
 #[derive(Debug, Default, Serialize)]
 pub struct SourceSummary {

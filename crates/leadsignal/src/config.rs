@@ -85,7 +85,7 @@ pub(crate) const DEFAULT_DATASET: &str = "default";
 pub(crate) struct SourceConfig {
     /// Name: positions and the stored cursor use it (keep it stable).
     pub(crate) name: String,
-    /// `sql` (a CRM database) or `hubspot` (HubSpot's CRM API).
+    /// `sql` (a CRM database), `hubspot` or `salesforce` (their APIs).
     pub(crate) kind: SourceKind,
     /// `sql`: database URL (`sqlite:///path/crm.db`).
     pub(crate) url: Option<String>,
@@ -107,6 +107,17 @@ pub(crate) struct SourceConfig {
     pub(crate) token: Option<Secret>,
     /// `hubspot`: the contact property holding Meta's lead ID.
     pub(crate) lead_id_property: Option<String>,
+    /// `salesforce`: where to log in (default `https://login.salesforce.com`).
+    pub(crate) login_url: Option<String>,
+    /// `salesforce`: the connected app's consumer key.
+    pub(crate) client_id: Option<String>,
+    /// `salesforce`: its consumer secret (use `env:NAME`).
+    pub(crate) client_secret: Option<Secret>,
+    /// `salesforce`: REST API version (default `v62.0`).
+    pub(crate) api_version: Option<String>,
+    /// `salesforce`: the Lead field holding Meta's lead ID (default
+    /// `Meta_Lead_ID__c`).
+    pub(crate) lead_id_field: Option<String>,
     /// CRM APIs: how far back the first poll reads (days; Meta takes
     /// nothing older than 7).
     #[serde(default = "default_lookback_days")]
@@ -124,6 +135,8 @@ pub(crate) enum SourceKind {
     Sql,
     /// HubSpot contacts through the CRM API v3.
     Hubspot,
+    /// Salesforce leads' status history through the REST API.
+    Salesforce,
 }
 
 fn default_cursor_column() -> String {
@@ -148,6 +161,8 @@ pub(crate) enum SourceReader {
     Sql(leadsignal_sources::sql::SqlSource),
     /// `kind = "hubspot"`.
     Hubspot(leadsignal_sources::crm::HubspotSource),
+    /// `kind = "salesforce"`.
+    Salesforce(leadsignal_sources::crm::SalesforceSource),
 }
 
 impl SourceConfig {
@@ -188,6 +203,25 @@ impl SourceConfig {
                     self.lead_id_property.clone(),
                 ))
             }
+            SourceKind::Salesforce => {
+                let secret = self
+                    .client_secret
+                    .as_ref()
+                    .map(|t| t.expose().to_string())
+                    .filter(|t| !t.is_empty());
+                let secret = need(&secret, "client_secret", "\"env:SALESFORCE_CLIENT_SECRET\"")?;
+                let client_id = need(&self.client_id, "client_id", "\"3MVG9...\"")?;
+                SourceReader::Salesforce(leadsignal_sources::crm::SalesforceSource::new(
+                    name,
+                    self.login_url
+                        .as_deref()
+                        .unwrap_or("https://login.salesforce.com"),
+                    &client_id,
+                    &secret,
+                    self.api_version.as_deref().unwrap_or("v62.0"),
+                    self.lead_id_field.as_deref().unwrap_or("Meta_Lead_ID__c"),
+                ))
+            }
         })
     }
 
@@ -196,7 +230,7 @@ impl SourceConfig {
     pub(crate) fn first_cursor(&self, now: i64) -> String {
         match self.kind {
             SourceKind::Sql => self.initial_cursor.clone(),
-            SourceKind::Hubspot => {
+            SourceKind::Hubspot | SourceKind::Salesforce => {
                 ((now - self.initial_lookback_days.max(0) * 86_400) * 1000).to_string()
             }
         }
@@ -208,6 +242,7 @@ impl SourceKind {
         match self {
             SourceKind::Sql => "sql",
             SourceKind::Hubspot => "hubspot",
+            SourceKind::Salesforce => "salesforce",
         }
     }
 }

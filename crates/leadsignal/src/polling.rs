@@ -19,5 +19,6 @@ pub(crate) fn poll(
     Ok(match source.reader()? {
         SourceReader::Sql(s) => poll_source(&s, &first, pc, missing, store, now)?,
         SourceReader::Hubspot(h) => poll_source(&h, &first, pc, missing, store, now)?,
+        SourceReader::Salesforce(s) => poll_source(&s, &first, pc, missing, store, now)?,
     })
 }

@@ -244,3 +244,144 @@ async fn a_refused_hubspot_token_is_a_clear_error_without_the_token() {
     );
     assert!(!err.contains(HUBSPOT_TOKEN), "{err}");
 }
+
+const SF_CLIENT: &str = "3MVG9crm.api.test.key";
+const SF_SECRET: &str = "9F8E7D6C5B4A-salesforce-consumer-secret";
+const ANN: u64 = 1_234_567_890_123_457;
+
+fn salesforce_config(dir: &Path, graph: &str, login: &str) -> String {
+    format!(
+        r#"[meta]
+dataset_id = "{DATASET}"
+access_token = "{META_TOKEN}"
+graph_url = "{graph}"
+[crm]
+name = "Salesforce"
+[normalize]
+default_country = "US"
+[store]
+url = "sqlite://{}"
+[funnel]
+stages = [
+  {{ name = "Lead", meta = "LEAD", crm = ["Open - Not Contacted"] }},
+  {{ name = "Contacted", meta = "MARKETING_QUALIFIED_LEAD", crm = ["Working - Contacted"] }},
+  {{ name = "Converted", meta = "CONVERTED", crm = ["Closed - Converted"] }},
+  {{ name = "Not Converted", meta = "DISQUALIFIED", crm = ["Closed - Not Converted"], terminal = true }},
+]
+[[sources]]
+name = "salesforce"
+kind = "salesforce"
+login_url = "{login}"
+client_id = "{SF_CLIENT}"
+client_secret = "env:SALESFORCE_CLIENT_SECRET"
+"#,
+        dir.join("outbox.db").display()
+    )
+}
+
+async fn sync_with(dir: &Path, env: (&'static str, &'static str)) -> Value {
+    let d = dir.to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let out = Command::new(env!("CARGO_BIN_EXE_leadsignal"))
+            .current_dir(&d)
+            .env(env.0, env.1)
+            .env("LEADSIGNAL_LOG", "info")
+            .args(["sync", "--json"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{stderr}");
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            !stdout.contains(env.1) && !stderr.contains(env.1),
+            "a secret was printed"
+        );
+        serde_json::from_str::<Value>(&stdout).unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_delivers_a_salesforce_lead_history_once_in_stage_order() {
+    use leadsignal_sandbox::crm::{start_salesforce, SalesforceConfig};
+    let sb = sandbox::start(SandboxConfig::single(DATASET, META_TOKEN))
+        .await
+        .unwrap();
+    let mut cfg = SalesforceConfig::new(SF_CLIENT, SF_SECRET);
+    cfg.page_size = 2;
+    let sf = start_salesforce(cfg).await.unwrap();
+    let t = now_ms() - 2 * 3_600_000;
+    let min = 60_000;
+    let ann = sf.create_lead(
+        t,
+        "Open - Not Contacted",
+        &[
+            ("Email", "ann.lee@example.com"),
+            ("Meta_Lead_ID__c", &ANN.to_string()),
+        ],
+    );
+    sf.set_status(&ann, "Working - Contacted", t + 5 * min);
+    let bob = sf.create_lead(
+        t + min,
+        "Open - Not Contacted",
+        &[("Email", "bob@example.org")],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("leadsignal.toml"),
+        salesforce_config(dir.path(), &sb.url(), &sf.url()),
+    )
+    .unwrap();
+    let secret = ("SALESFORCE_CLIENT_SECRET", SF_SECRET);
+
+    let first = sync_with(dir.path(), secret).await;
+    assert_eq!(first["sources"][0]["rows"], 3, "{first}");
+    assert_eq!(first["send"]["accepted"], 3, "{first}");
+    let secs = |ms: i64| ms / 1000;
+    assert_eq!(
+        by_lead(&sb)[&Some(ANN)],
+        [
+            ("Lead".to_string(), secs(t)),
+            ("Contacted".to_string(), secs(t + 5 * min))
+        ]
+    );
+    let again = sync_with(dir.path(), secret).await;
+    assert_eq!(
+        (
+            again["sources"][0]["rows"].as_u64(),
+            again["send"]["accepted"].as_u64()
+        ),
+        (Some(0), Some(0)),
+        "{again}"
+    );
+
+    // Three status changes between two syncs: three events, in order.
+    sf.set_status(&ann, "Closed - Converted", t + 30 * min);
+    sf.set_status(&bob, "Working - Contacted", t + 40 * min);
+    sf.set_status(&bob, "Closed - Not Converted", t + 50 * min);
+    let third = sync_with(dir.path(), secret).await;
+    assert_eq!(third["sources"][0]["rows"], 3, "{third}");
+    assert_eq!(third["send"]["accepted"], 3, "{third}");
+    let leads = by_lead(&sb);
+    assert_eq!(
+        leads[&Some(ANN)].last().unwrap(),
+        &("Converted".to_string(), secs(t + 30 * min))
+    );
+    assert_eq!(
+        leads[&None],
+        [
+            ("Lead".to_string(), secs(t + min)),
+            ("Contacted".to_string(), secs(t + 40 * min)),
+            ("Not Converted".to_string(), secs(t + 50 * min)),
+        ]
+    );
+    assert_eq!(
+        (
+            sb.stats().distinct_event_ids,
+            sb.stats().duplicate_event_ids
+        ),
+        (6, 0)
+    );
+    assert_eq!(sf.logins(), 3, "one login per sync run");
+}

@@ -2,5 +2,7 @@
 //! exactly the endpoints used, written from the CRM's public API reference.
 
 pub mod hubspot;
+pub mod salesforce;
 
 pub use hubspot::{hubspot_time, start_hubspot, HubspotConfig, HubspotContact, HubspotHandle};
+pub use salesforce::{salesforce_time, start_salesforce, SalesforceConfig, SalesforceHandle};

@@ -5,6 +5,8 @@
 //! after them in one transaction.
 //!
 //! - [`hubspot`]: contacts, one row per lifecycle stage date.
+//! - [`salesforce`]: leads, one row per `LeadHistory` status change and
+//!   creation.
 //!
 //! HTTP goes through `http.rs`: a blocking agent (the same code runs from
 //! `sync` and from `serve`'s background thread), bounded retries of 429
@@ -13,6 +15,8 @@
 
 mod http;
 pub mod hubspot;
+pub mod salesforce;
 
 pub use http::CrmError;
 pub use hubspot::HubspotSource;
+pub use salesforce::SalesforceSource;
