@@ -34,25 +34,26 @@ impl Polled for SqlSource {
     }
 }
 
-impl Polled for leadsignal_sources::crm::HubspotSource {
-    type Error = leadsignal_sources::crm::CrmError;
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn poll(&self, cursor: &str, limit: usize) -> Result<Poll, Self::Error> {
-        leadsignal_sources::crm::HubspotSource::poll(self, cursor, limit)
-    }
+/// `Polled` for the CRM API sources: their own `poll`, their `name`.
+macro_rules! polled_crm {
+    ($($source:ty),*) => {$(
+        impl Polled for $source {
+            type Error = leadsignal_sources::crm::CrmError;
+            fn name(&self) -> &str {
+                &self.name
+            }
+            fn poll(&self, cursor: &str, limit: usize) -> Result<Poll, Self::Error> {
+                <$source>::poll(self, cursor, limit)
+            }
+        }
+    )*};
 }
 
-impl Polled for leadsignal_sources::crm::SalesforceSource {
-    type Error = leadsignal_sources::crm::CrmError;
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn poll(&self, cursor: &str, limit: usize) -> Result<Poll, Self::Error> {
-        leadsignal_sources::crm::SalesforceSource::poll(self, cursor, limit)
-    }
-}
+polled_crm!(
+    leadsignal_sources::crm::HubspotSource,
+    leadsignal_sources::crm::SalesforceSource,
+    leadsignal_sources::crm::PipedriveSource
+);
 
 /// What polling one source did.
 #[derive(Debug, Default, Serialize)]

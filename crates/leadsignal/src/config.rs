@@ -85,7 +85,8 @@ pub(crate) const DEFAULT_DATASET: &str = "default";
 pub(crate) struct SourceConfig {
     /// Name: positions and the stored cursor use it (keep it stable).
     pub(crate) name: String,
-    /// `sql` (a CRM database), `hubspot` or `salesforce` (their APIs).
+    /// `sql` (a CRM database), `hubspot`, `salesforce` or `pipedrive` (their
+    /// APIs).
     pub(crate) kind: SourceKind,
     /// `sql`: database URL (`sqlite:///path/crm.db`).
     pub(crate) url: Option<String>,
@@ -116,7 +117,7 @@ pub(crate) struct SourceConfig {
     /// `salesforce`: REST API version (default `v62.0`).
     pub(crate) api_version: Option<String>,
     /// `salesforce`: the Lead field holding Meta's lead ID (default
-    /// `Meta_Lead_ID__c`).
+    /// `Meta_Lead_ID__c`); `pipedrive`: the deal field's key.
     pub(crate) lead_id_field: Option<String>,
     /// CRM APIs: how far back the first poll reads (days; Meta takes
     /// nothing older than 7).
@@ -137,6 +138,8 @@ pub(crate) enum SourceKind {
     Hubspot,
     /// Salesforce leads' status history through the REST API.
     Salesforce,
+    /// Pipedrive deals' change logs through its API.
+    Pipedrive,
 }
 
 fn default_cursor_column() -> String {
@@ -163,6 +166,8 @@ pub(crate) enum SourceReader {
     Hubspot(leadsignal_sources::crm::HubspotSource),
     /// `kind = "salesforce"`.
     Salesforce(leadsignal_sources::crm::SalesforceSource),
+    /// `kind = "pipedrive"`.
+    Pipedrive(leadsignal_sources::crm::PipedriveSource),
 }
 
 impl SourceConfig {
@@ -189,6 +194,25 @@ impl SourceConfig {
                 cursor_column: self.cursor_column.clone(),
                 columns: self.columns.clone(),
             }),
+            SourceKind::Pipedrive => {
+                let token = self
+                    .token
+                    .as_ref()
+                    .map(|t| t.expose().to_string())
+                    .filter(|t| !t.is_empty());
+                let token = need(&token, "token", "\"env:PIPEDRIVE_TOKEN\"")?;
+                let base = need(
+                    &self.base_url,
+                    "base_url",
+                    "\"https://yourcompany.pipedrive.com\"",
+                )?;
+                SourceReader::Pipedrive(leadsignal_sources::crm::PipedriveSource::new(
+                    name,
+                    &base,
+                    &token,
+                    self.lead_id_field.clone(),
+                ))
+            }
             SourceKind::Hubspot => {
                 let token = self
                     .token
@@ -226,13 +250,15 @@ impl SourceConfig {
     }
 
     /// Where a source's first poll starts: `initial_cursor` for a database,
-    /// `initial_lookback_days` before `now` for a CRM API (in milliseconds).
+    /// `initial_lookback_days` before `now` for a CRM API (in milliseconds,
+    /// or seconds for Pipedrive, as each source's cursor counts).
     pub(crate) fn first_cursor(&self, now: i64) -> String {
         match self.kind {
             SourceKind::Sql => self.initial_cursor.clone(),
             SourceKind::Hubspot | SourceKind::Salesforce => {
                 ((now - self.initial_lookback_days.max(0) * 86_400) * 1000).to_string()
             }
+            SourceKind::Pipedrive => (now - self.initial_lookback_days.max(0) * 86_400).to_string(),
         }
     }
 }
@@ -243,6 +269,7 @@ impl SourceKind {
             SourceKind::Sql => "sql",
             SourceKind::Hubspot => "hubspot",
             SourceKind::Salesforce => "salesforce",
+            SourceKind::Pipedrive => "pipedrive",
         }
     }
 }

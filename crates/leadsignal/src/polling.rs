@@ -20,5 +20,6 @@ pub(crate) fn poll(
         SourceReader::Sql(s) => poll_source(&s, &first, pc, missing, store, now)?,
         SourceReader::Hubspot(h) => poll_source(&h, &first, pc, missing, store, now)?,
         SourceReader::Salesforce(s) => poll_source(&s, &first, pc, missing, store, now)?,
+        SourceReader::Pipedrive(p) => poll_source(&p, &first, pc, missing, store, now)?,
     })
 }

@@ -385,3 +385,93 @@ async fn sync_delivers_a_salesforce_lead_history_once_in_stage_order() {
     );
     assert_eq!(sf.logins(), 3, "one login per sync run");
 }
+
+const PD_TOKEN: &str = "7c1e0d2b3a4f5e6d7c8b9a0f1e2d3c4b5a697887";
+const PD_LEAD_FIELD: &str = "d4de1c1518b4531717c676029a45911c340390a6";
+const CARL: u64 = 1_234_567_890_123_458;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_delivers_pipedrive_deal_logs_once_in_stage_order() {
+    use leadsignal_sandbox::crm::start_pipedrive;
+    let sb = sandbox::start(SandboxConfig::single(DATASET, META_TOKEN))
+        .await
+        .unwrap();
+    let pd = start_pipedrive(PD_TOKEN).await.unwrap();
+    let t = now_ms() / 1000 - 4 * 3600;
+    let carl = pd.create_person(
+        "Carl",
+        "Berg",
+        &["carl.berg@example.se"],
+        &["+46 70 123 45 67"],
+    );
+    let deal = pd.create_deal(t, Some(carl), 1, &[(PD_LEAD_FIELD, &CARL.to_string())]);
+    pd.move_stage(deal, 2, t + 600);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = format!(
+        r#"[meta]
+dataset_id = "{DATASET}"
+access_token = "{META_TOKEN}"
+graph_url = "{}"
+[crm]
+name = "Pipedrive"
+[normalize]
+default_country = "US"
+[store]
+url = "sqlite://{}"
+[funnel]
+stages = [
+  {{ name = "Lead In", meta = "LEAD", crm = ["Lead In"] }},
+  {{ name = "Contact Made", meta = "MARKETING_QUALIFIED_LEAD", crm = ["Contact Made"] }},
+  {{ name = "Demo Scheduled", meta = "SALES_OPPORTUNITY", crm = ["Demo Scheduled"] }},
+  {{ name = "Proposal Made", meta = "SALES_OPPORTUNITY", crm = ["Proposal Made", "Negotiations Started"] }},
+  {{ name = "Won", meta = "CONVERTED", crm = ["won"] }},
+  {{ name = "Lost", meta = "LOST", crm = ["lost"], terminal = true }},
+]
+[[sources]]
+name = "pipedrive"
+kind = "pipedrive"
+base_url = "{}"
+token = "env:PIPEDRIVE_TOKEN"
+lead_id_field = "{PD_LEAD_FIELD}"
+"#,
+        sb.url(),
+        dir.path().join("outbox.db").display(),
+        pd.url()
+    );
+    std::fs::write(dir.path().join("leadsignal.toml"), cfg).unwrap();
+    let token = ("PIPEDRIVE_TOKEN", PD_TOKEN);
+    let first = sync_with(dir.path(), token).await;
+    assert_eq!(first["send"]["accepted"], 2, "{first}");
+    let again = sync_with(dir.path(), token).await;
+    assert_eq!(
+        (
+            again["sources"][0]["rows"].as_u64(),
+            again["send"]["accepted"].as_u64()
+        ),
+        (Some(0), Some(0)),
+        "{again}"
+    );
+    // Three changes between two syncs, won last.
+    pd.move_stage(deal, 3, t + 3600);
+    pd.move_stage(deal, 4, t + 5400);
+    pd.set_status(deal, "won", t + 7200);
+    let third = sync_with(dir.path(), token).await;
+    assert_eq!(third["send"]["accepted"], 3, "{third}");
+    assert_eq!(
+        by_lead(&sb)[&Some(CARL)],
+        [
+            ("Lead In".to_string(), t),
+            ("Contact Made".to_string(), t + 600),
+            ("Demo Scheduled".to_string(), t + 3600),
+            ("Proposal Made".to_string(), t + 5400),
+            ("Won".to_string(), t + 7200),
+        ]
+    );
+    assert_eq!(
+        (
+            sb.stats().distinct_event_ids,
+            sb.stats().duplicate_event_ids
+        ),
+        (5, 0)
+    );
+}

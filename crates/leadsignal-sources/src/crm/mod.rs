@@ -5,6 +5,8 @@
 //! after them in one transaction.
 //!
 //! - [`hubspot`]: contacts, one row per lifecycle stage date.
+//! - [`pipedrive`]: deals, one row per stage change and won/lost from
+//!   each deal's change log, and its creation.
 //! - [`salesforce`]: leads, one row per `LeadHistory` status change and
 //!   creation.
 //!
@@ -15,8 +17,10 @@
 
 mod http;
 pub mod hubspot;
+pub mod pipedrive;
 pub mod salesforce;
 
 pub use http::CrmError;
 pub use hubspot::HubspotSource;
+pub use pipedrive::PipedriveSource;
 pub use salesforce::SalesforceSource;
