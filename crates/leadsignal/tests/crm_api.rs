@@ -475,3 +475,224 @@ lead_id_field = "{PD_LEAD_FIELD}"
         (5, 0)
     );
 }
+
+/// `sync` killed with SIGKILL while polling a large HubSpot account (more
+/// than one poll's worth), then run again: every contact's stage reaches
+/// Meta once; the first run's committed polls are not read again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_killed_mid_poll_then_rerun_loses_and_repeats_nothing() {
+    let sb = sandbox::start(SandboxConfig::single(DATASET, META_TOKEN))
+        .await
+        .unwrap();
+    let mut cfg = HubspotConfig::new(HUBSPOT_TOKEN);
+    cfg.latency_ms = 15;
+    let hub = start_hubspot(cfg).await.unwrap();
+    let t = now_ms() - 3_600_000;
+    let contacts = 10_500;
+    for i in 0..contacts {
+        let id = hub.create(t + i, &[("email", &format!("p{i}@example.com"))]);
+        hub.set_stage(&id, "lead", t + i);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("leadsignal.toml"),
+        config(dir.path(), &sb.url(), &hub.url()),
+    )
+    .unwrap();
+    let d = dir.path().to_path_buf();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_leadsignal"))
+        .current_dir(&d)
+        .env("HUBSPOT_TOKEN", HUBSPOT_TOKEN)
+        .args(["sync"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Killed once the first poll is committed (its cursor stored), while
+    // the second is being read.
+    let outbox = dir.path().join("outbox.db");
+    let t0 = std::time::Instant::now();
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let committed = rusqlite::Connection::open(&outbox)
+            .ok()
+            .and_then(|db| {
+                db.query_row("SELECT count(*) FROM source_cursors", [], |r| {
+                    r.get::<_, i64>(0)
+                })
+                .ok()
+            })
+            .unwrap_or(0);
+        if committed > 0 {
+            child.kill().unwrap(); // SIGKILL
+            break;
+        }
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(120),
+            "no poll committed"
+        );
+    }
+    let _ = child.wait();
+    assert_eq!(sb.stats().requests, 0, "killed before sending");
+    let (second, _) = sync(dir.path()).await;
+    let read = second["sources"][0]["rows"].as_u64().unwrap();
+    assert!(
+        read < contacts as u64,
+        "the committed poll was not read again: {read}"
+    );
+    let stats = sb.stats();
+    assert_eq!(stats.distinct_event_ids, contacts as u64, "nothing lost");
+    assert_eq!(stats.duplicate_event_ids, 0, "nothing twice");
+}
+
+/// `serve` polls HubSpot, Salesforce and Pipedrive every second: new stage
+/// changes in each CRM reach Meta without a `sync`; a source whose token
+/// is refused is reported by name and holds nothing else back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_polls_every_crm_continuously_and_a_broken_one_holds_nothing_back() {
+    use leadsignal_sandbox::crm::{start_pipedrive, start_salesforce, SalesforceConfig};
+    let sb = sandbox::start(SandboxConfig::single(DATASET, META_TOKEN))
+        .await
+        .unwrap();
+    let hub = start_hubspot(HubspotConfig::new(HUBSPOT_TOKEN))
+        .await
+        .unwrap();
+    let sf = start_salesforce(SalesforceConfig::new(SF_CLIENT, SF_SECRET))
+        .await
+        .unwrap();
+    let pd = start_pipedrive(PD_TOKEN).await.unwrap();
+    let t = now_ms() - 3_600_000;
+    let jane = hub.create(
+        t,
+        &[
+            ("email", "jane@example.com"),
+            ("facebook_lead_id", &JANE.to_string()),
+        ],
+    );
+    hub.set_stage(&jane, "lead", t);
+    let ann = sf.create_lead(
+        t,
+        "Open - Not Contacted",
+        &[("Meta_Lead_ID__c", &ANN.to_string())],
+    );
+    let deal = pd.create_deal(t / 1000, None, 1, &[(PD_LEAD_FIELD, &CARL.to_string())]);
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let cfg = format!(
+        r#"[meta]
+dataset_id = "{DATASET}"
+access_token = "{META_TOKEN}"
+graph_url = "{}"
+[crm]
+name = "Several CRMs"
+[normalize]
+default_country = "US"
+[store]
+url = "sqlite://{}"
+[server]
+listen = "127.0.0.1:{port}"
+api_token = "t0ken-for-this-test"
+flush_interval_ms = 100
+[funnel]
+unknown_stage = "not_assigned"
+stages = [
+  {{ name = "Lead", meta = "LEAD", crm = ["lead", "Open - Not Contacted", "Lead In"] }},
+  {{ name = "Qualified", meta = "MARKETING_QUALIFIED_LEAD", crm = ["marketingqualifiedlead", "Working - Contacted", "Contact Made"] }},
+]
+[[sources]]
+name = "hubspot"
+kind = "hubspot"
+base_url = "{}"
+token = "env:HUBSPOT_TOKEN"
+lead_id_property = "facebook_lead_id"
+poll_secs = 1
+[[sources]]
+name = "hubspot-old-portal"
+kind = "hubspot"
+base_url = "{}"
+token = "pat-na1-revoked"
+poll_secs = 1
+[[sources]]
+name = "salesforce"
+kind = "salesforce"
+login_url = "{}"
+client_id = "{SF_CLIENT}"
+client_secret = "env:SALESFORCE_CLIENT_SECRET"
+poll_secs = 1
+[[sources]]
+name = "pipedrive"
+kind = "pipedrive"
+base_url = "{}"
+token = "env:PIPEDRIVE_TOKEN"
+lead_id_field = "{PD_LEAD_FIELD}"
+poll_secs = 1
+"#,
+        sb.url(),
+        dir.path().join("outbox.db").display(),
+        hub.url(),
+        hub.url(),
+        sf.url(),
+        pd.url()
+    );
+    std::fs::write(dir.path().join("leadsignal.toml"), cfg).unwrap();
+    let log = dir.path().join("serve.log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_leadsignal"))
+        .current_dir(dir.path())
+        .arg("serve")
+        .env("LEADSIGNAL_LOG", "info")
+        .env("HUBSPOT_TOKEN", HUBSPOT_TOKEN)
+        .env("SALESFORCE_CLIENT_SECRET", SF_SECRET)
+        .env("PIPEDRIVE_TOKEN", PD_TOKEN)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let wait_for = |n: u64| {
+        let (sb, log) = (&sb, log.clone());
+        async move {
+            let t0 = std::time::Instant::now();
+            while sb.stats().distinct_event_ids < n {
+                assert!(
+                    t0.elapsed() < std::time::Duration::from_secs(30),
+                    "{} of {n} delivered: {}",
+                    sb.stats().distinct_event_ids,
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    };
+    wait_for(3).await;
+    // One more stage in each CRM, while serve runs.
+    hub.set_stage(&jane, "marketingqualifiedlead", t + 60_000);
+    sf.set_status(&ann, "Working - Contacted", t + 60_000);
+    pd.move_stage(deal, 2, t / 1000 + 60);
+    wait_for(6).await;
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    let stats = sb.stats();
+    assert_eq!(
+        (stats.distinct_event_ids, stats.duplicate_event_ids),
+        (6, 0)
+    );
+    let leads = by_lead(&sb);
+    for lead in [JANE, ANN, CARL] {
+        let names: Vec<&str> = leads[&Some(lead)].iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["Lead", "Qualified"], "lead {lead}");
+    }
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("hubspot-old-portal") && text.contains("refused the credentials"),
+        "the broken source is named in the log"
+    );
+    for secret in [HUBSPOT_TOKEN, SF_SECRET, PD_TOKEN, "pat-na1-revoked"] {
+        assert!(!text.contains(secret), "a secret in the log");
+    }
+}

@@ -36,6 +36,8 @@ pub struct HubspotConfig {
     pub token: String,
     /// Every `n`-th search is refused with 429 (0: never).
     pub rate_limit_every: u64,
+    /// Time each search takes (a distant API).
+    pub latency_ms: u64,
 }
 
 impl HubspotConfig {
@@ -45,6 +47,7 @@ impl HubspotConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             token: token.to_string(),
             rate_limit_every: 0,
+            latency_ms: 0,
         }
     }
 }
@@ -54,6 +57,7 @@ struct Hub {
     token: String,
     contacts: BTreeMap<u64, HubspotContact>,
     rate_limit_every: u64,
+    latency_ms: u64,
     searches: u64,
     refused: u64,
 }
@@ -154,6 +158,7 @@ pub async fn start_hubspot(cfg: HubspotConfig) -> std::io::Result<HubspotHandle>
     let state = Arc::new(Mutex::new(Hub {
         token: cfg.token,
         rate_limit_every: cfg.rate_limit_every,
+        latency_ms: cfg.latency_ms,
         ..Hub::default()
     }));
     let app = Router::new()
@@ -194,6 +199,10 @@ async fn search(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
+    let latency = state.lock().expect("emulator state").latency_ms;
+    if latency > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(latency)).await;
+    }
     let mut h = state.lock().expect("emulator state");
     h.searches += 1;
     let bearer = headers
