@@ -182,7 +182,13 @@ impl HubspotSource {
                 if ms == start.ms && start.seen.contains(&id) {
                     continue;
                 }
-                self.rows_of(&id, props, &mut rows);
+                contact_rows(
+                    &self.name,
+                    self.lead_id_property.as_deref(),
+                    &id,
+                    props,
+                    &mut rows,
+                );
                 match &mut last {
                     Some(c) if c.ms == ms => c.seen.push(id),
                     _ => last = Some(Cursor { ms, seen: vec![id] }),
@@ -212,40 +218,48 @@ impl HubspotSource {
         }
         Ok(Poll { rows, cursor })
     }
+}
 
-    /// One row per lifecycle stage the contact has a date for.
-    fn rows_of(&self, id: &str, props: &Value, rows: &mut Vec<SourceRow>) {
-        let prop = |name: &str| text(props.get(name));
-        let s = |v: Option<String>| v.map(Scalar::Text);
-        let base = StageChangeRecord {
-            lead_id: s(self.lead_id_property.as_deref().and_then(prop)),
-            crm_id: Some(Scalar::Text(id.to_string())),
-            lead_created_at: s(prop("createdate")),
-            email: s(prop("email")),
-            phone: s(prop("phone").or_else(|| prop("mobilephone"))),
-            first_name: s(prop("firstname")),
-            last_name: s(prop("lastname")),
-            city: s(prop("city")),
-            state: s(prop("state")),
-            zip: s(prop("zip")),
-            country: s(prop("country")),
-            other_phones: prop("phone").and(prop("mobilephone")).into_iter().collect(),
-            ..StageChangeRecord::default()
+/// One row per lifecycle stage a contact (its ID and the search result's
+/// `properties`) has a date for, from source `source`. Pure: what a search
+/// answer becomes (`fuzz/fuzz_targets/crm_answers.rs`).
+pub fn contact_rows(
+    source: &str,
+    lead_id_property: Option<&str>,
+    id: &str,
+    props: &Value,
+    rows: &mut Vec<SourceRow>,
+) {
+    let prop = |name: &str| text(props.get(name));
+    let s = |v: Option<String>| v.map(Scalar::Text);
+    let base = StageChangeRecord {
+        lead_id: s(lead_id_property.and_then(prop)),
+        crm_id: Some(Scalar::Text(id.to_string())),
+        lead_created_at: s(prop("createdate")),
+        email: s(prop("email")),
+        phone: s(prop("phone").or_else(|| prop("mobilephone"))),
+        first_name: s(prop("firstname")),
+        last_name: s(prop("lastname")),
+        city: s(prop("city")),
+        state: s(prop("state")),
+        zip: s(prop("zip")),
+        country: s(prop("country")),
+        other_phones: prop("phone").and(prop("mobilephone")).into_iter().collect(),
+        ..StageChangeRecord::default()
+    };
+    for (stage, _label) in HUBSPOT_STAGES {
+        let Some(at) = prop(&format!("hs_lifecyclestage_{stage}_date")) else {
+            continue;
         };
-        for (stage, _label) in HUBSPOT_STAGES {
-            let Some(at) = prop(&format!("hs_lifecyclestage_{stage}_date")) else {
-                continue;
-            };
-            let mut record = base.clone();
-            record.stage = Some(Scalar::Text(stage.to_string()));
-            record.changed_at = Some(Scalar::Text(at.clone()));
-            rows.push(SourceRow {
-                origin: Origin::new(&self.name, 0),
-                fingerprint: Sha256::of(&format!("hubspot contact {id} {stage} {at}")),
-                record: Ok(record),
-                warnings: Vec::new(),
-            });
-        }
+        let mut record = base.clone();
+        record.stage = Some(Scalar::Text(stage.to_string()));
+        record.changed_at = Some(Scalar::Text(at.clone()));
+        rows.push(SourceRow {
+            origin: Origin::new(source, 0),
+            fingerprint: Sha256::of(&format!("hubspot contact {id} {stage} {at}")),
+            record: Ok(record),
+            warnings: Vec::new(),
+        });
     }
 }
 

@@ -178,7 +178,7 @@ impl PipedriveSource {
         Ok(Poll { rows, cursor })
     }
 
-    /// The deal's creation, stage changes and won/lost, in time order.
+    /// Fetches a deal's change log and person, and adds its rows.
     fn rows_of(
         &self,
         id: &str,
@@ -187,37 +187,20 @@ impl PipedriveSource {
         rows: &mut Vec<SourceRow>,
     ) -> Result<(), CrmError> {
         let what = "GET /v1/deals/{id}/flow";
-        // (time, field, old value, new value); the log lists newest first.
-        let mut changes: Vec<(i64, String, Option<String>, String)> = Vec::new();
+        let mut flow: Vec<Value> = Vec::new();
         let mut start = 0;
         loop {
             let body = self.get(
                 what,
                 &format!("/v1/deals/{id}/flow?start={start}&limit=100&items=dealChange"),
             )?;
-            for item in body
-                .get("data")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                if item.get("object").and_then(Value::as_str) != Some("dealChange") {
-                    continue;
-                }
-                let d = item.get("data").unwrap_or(&Value::Null);
-                let field = text(d.get("field_key")).unwrap_or_default();
-                let at = text(d.get("log_time"))
-                    .or_else(|| text(item.get("timestamp")))
-                    .and_then(|t| seconds(&t));
-                let (Some(at), Some(new)) = (at, text(d.get("new_value"))) else {
-                    continue;
-                };
-                let keep =
-                    field == "stage_id" || (field == "status" && (new == "won" || new == "lost"));
-                if keep {
-                    changes.push((at, field, text(d.get("old_value")), new));
-                }
-            }
+            flow.extend(
+                body.get("data")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .cloned(),
+            );
             let more = body
                 .pointer("/additional_data/pagination/more_items_in_collection")
                 .and_then(Value::as_bool)
@@ -227,14 +210,6 @@ impl PipedriveSource {
             }
             start += 100;
         }
-        changes.sort_by_key(|c| c.0);
-        // The stage it was created in: the old value of its first stage
-        // change, or (never moved) its stage now.
-        let first_old_stage = changes
-            .iter()
-            .find(|c| c.1 == "stage_id")
-            .and_then(|c| c.2.clone());
-        // The person: e-mail and phone.
         let person = match text(deal.get("person_id")) {
             Some(p) => self
                 .get(
@@ -246,79 +221,130 @@ impl PipedriveSource {
                 .unwrap_or(Value::Null),
             None => Value::Null,
         };
-        let pick = |key: &str| -> Vec<String> {
-            let mut all: Vec<(bool, String)> = person
-                .get(key)
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter_map(|e| {
-                    Some((
-                        e.get("primary") == Some(&Value::Bool(true)),
-                        text(e.get("value"))?,
-                    ))
-                })
-                .collect();
-            all.sort_by_key(|(primary, _)| !primary);
-            all.into_iter().map(|(_, v)| v).collect()
-        };
-        let (emails, phones) = (pick("emails"), pick("phones"));
-        let added = text(deal.get("add_time"))
-            .and_then(|t| seconds(&t))
-            .ok_or_else(|| {
-                self.http
-                    .unexpected(what, format!("deal {id}: no add_time"))
-            })?;
-        let lead_id = self.lead_id_field.as_deref().and_then(|f| {
-            text(deal.pointer(&format!("/custom_fields/{f}"))).or_else(|| text(deal.get(f)))
-        });
-        let stage_name = |sid: &str| {
-            stages
-                .get(sid)
-                .cloned()
-                .unwrap_or_else(|| format!("stage {sid}"))
-        };
-        let first_stage = first_old_stage.or_else(|| text(deal.get("stage_id")));
-        let mut events: Vec<(i64, String)> = Vec::new();
-        if let Some(s) = first_stage {
-            events.push((added, stage_name(&s)));
-        }
-        for (at, field, _, value) in changes {
-            events.push((
-                at,
-                if field == "stage_id" {
-                    stage_name(&value)
-                } else {
-                    value
-                },
-            ));
-        }
-        let s = |v: Option<String>| v.map(Scalar::Text);
-        for (at, stage) in events {
-            let record = StageChangeRecord {
-                lead_id: s(lead_id.clone()),
-                crm_id: Some(Scalar::Text(id.to_string())),
-                stage: Some(Scalar::Text(stage.clone())),
-                changed_at: Some(Scalar::Text(rfc3339(at))),
-                lead_created_at: Some(Scalar::Text(rfc3339(added))),
-                email: s(emails.first().cloned()),
-                phone: s(phones.first().cloned()),
-                other_emails: emails.iter().skip(1).cloned().collect(),
-                other_phones: phones.iter().skip(1).cloned().collect(),
-                first_name: s(text(person.get("first_name"))),
-                last_name: s(text(person.get("last_name"))),
-                full_name: s(text(person.get("name"))),
-                ..StageChangeRecord::default()
-            };
-            rows.push(SourceRow {
-                origin: Origin::new(&self.name, 0),
-                fingerprint: Sha256::of(&format!("pipedrive deal {id} {stage} {at}")),
-                record: Ok(record),
-                warnings: Vec::new(),
-            });
-        }
-        Ok(())
+        deal_rows(
+            &self.name,
+            self.lead_id_field.as_deref(),
+            id,
+            deal,
+            &flow,
+            &person,
+            stages,
+            rows,
+        )
+        .map_err(|m| self.http.unexpected(what, m))
     }
+}
+
+/// A deal's rows: its creation at its first stage, every stage change and
+/// won or lost, in time order, from the deal, its change log items (any
+/// order), its person and the stage names. Pure: what Pipedrive's answers
+/// become (`fuzz/fuzz_targets/crm_answers.rs`).
+#[allow(clippy::too_many_arguments)]
+pub fn deal_rows(
+    source: &str,
+    lead_id_field: Option<&str>,
+    id: &str,
+    deal: &Value,
+    flow: &[Value],
+    person: &Value,
+    stages: &HashMap<String, String>,
+    rows: &mut Vec<SourceRow>,
+) -> Result<(), String> {
+    // (time, field, old value, new value).
+    let mut changes: Vec<(i64, String, Option<String>, String)> = Vec::new();
+    for item in flow {
+        if item.get("object").and_then(Value::as_str) != Some("dealChange") {
+            continue;
+        }
+        let d = item.get("data").unwrap_or(&Value::Null);
+        let field = text(d.get("field_key")).unwrap_or_default();
+        let at = text(d.get("log_time"))
+            .or_else(|| text(item.get("timestamp")))
+            .and_then(|t| seconds(&t));
+        let (Some(at), Some(new)) = (at, text(d.get("new_value"))) else {
+            continue;
+        };
+        let keep = field == "stage_id" || (field == "status" && (new == "won" || new == "lost"));
+        if keep {
+            changes.push((at, field, text(d.get("old_value")), new));
+        }
+    }
+    changes.sort_by_key(|c| c.0);
+    // The stage it was created in: the old value of its first stage
+    // change, or (never moved) its stage now.
+    let first_old_stage = changes
+        .iter()
+        .find(|c| c.1 == "stage_id")
+        .and_then(|c| c.2.clone());
+    let pick = |key: &str| -> Vec<String> {
+        let mut all: Vec<(bool, String)> = person
+            .get(key)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|e| {
+                Some((
+                    e.get("primary") == Some(&Value::Bool(true)),
+                    text(e.get("value"))?,
+                ))
+            })
+            .collect();
+        all.sort_by_key(|(primary, _)| !primary);
+        all.into_iter().map(|(_, v)| v).collect()
+    };
+    let (emails, phones) = (pick("emails"), pick("phones"));
+    let added = text(deal.get("add_time"))
+        .and_then(|t| seconds(&t))
+        .ok_or_else(|| format!("deal {id}: no add_time"))?;
+    let lead_id = lead_id_field.and_then(|f| {
+        text(deal.pointer(&format!("/custom_fields/{f}"))).or_else(|| text(deal.get(f)))
+    });
+    let stage_name = |sid: &str| {
+        stages
+            .get(sid)
+            .cloned()
+            .unwrap_or_else(|| format!("stage {sid}"))
+    };
+    let first_stage = first_old_stage.or_else(|| text(deal.get("stage_id")));
+    let mut events: Vec<(i64, String)> = Vec::new();
+    if let Some(s) = first_stage {
+        events.push((added, stage_name(&s)));
+    }
+    for (at, field, _, value) in changes {
+        events.push((
+            at,
+            if field == "stage_id" {
+                stage_name(&value)
+            } else {
+                value
+            },
+        ));
+    }
+    let s = |v: Option<String>| v.map(Scalar::Text);
+    for (at, stage) in events {
+        let record = StageChangeRecord {
+            lead_id: s(lead_id.clone()),
+            crm_id: Some(Scalar::Text(id.to_string())),
+            stage: Some(Scalar::Text(stage.clone())),
+            changed_at: Some(Scalar::Text(rfc3339(at))),
+            lead_created_at: Some(Scalar::Text(rfc3339(added))),
+            email: s(emails.first().cloned()),
+            phone: s(phones.first().cloned()),
+            other_emails: emails.iter().skip(1).cloned().collect(),
+            other_phones: phones.iter().skip(1).cloned().collect(),
+            first_name: s(text(person.get("first_name"))),
+            last_name: s(text(person.get("last_name"))),
+            full_name: s(text(person.get("name"))),
+            ..StageChangeRecord::default()
+        };
+        rows.push(SourceRow {
+            origin: Origin::new(source, 0),
+            fingerprint: Sha256::of(&format!("pipedrive deal {id} {stage} {at}")),
+            record: Ok(record),
+            warnings: Vec::new(),
+        });
+    }
+    Ok(())
 }
 
 /// A value for a query string or path: only characters that need no

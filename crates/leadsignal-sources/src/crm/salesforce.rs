@@ -299,59 +299,71 @@ impl SalesforceSource {
                 }
             }
         }
-        let mut rows = Vec::with_capacity(records.len());
-        let mut last = None;
-        for (i, r) in records.iter().enumerate() {
-            let s = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_string);
-            let id = s(r.get("Id")).unwrap_or_default();
-            let created_at = s(r.get("CreatedDate")).unwrap_or_default();
-            let Some(at_ms) = sf_millis(&created_at) else {
-                return Err(self.http.unexpected(
-                    "query",
-                    format!("history row {id}: no readable CreatedDate"),
-                ));
-            };
-            last = Some(format!("{at_ms}:{id}"));
-            let lead = r.get("Lead").unwrap_or(&Value::Null);
-            let field = |k: &str| s(lead.get(k)).filter(|v| !v.trim().is_empty());
-            let lead_id_sf = s(r.get("LeadId")).unwrap_or_default();
-            let stage = match s(r.get("Field")).as_deref() {
-                Some("Status") => s(r.get("NewValue")),
-                _ => first_status
-                    .get(&lead_id_sf)
-                    .cloned()
-                    .or_else(|| field("Status")),
-            };
-            let text = |v: Option<String>| v.map(Scalar::Text);
-            let record = StageChangeRecord {
-                lead_id: text(field(lead_id_field)),
-                crm_id: text(Some(lead_id_sf.clone())),
-                stage: text(stage),
-                changed_at: text(rfc3339(&created_at)),
-                lead_created_at: text(field("CreatedDate").and_then(|t| rfc3339(&t))),
-                email: text(field("Email")),
-                phone: text(field("Phone").or_else(|| field("MobilePhone"))),
-                other_phones: field("Phone")
-                    .and(field("MobilePhone"))
-                    .into_iter()
-                    .collect(),
-                first_name: text(field("FirstName")),
-                last_name: text(field("LastName")),
-                city: text(field("City")),
-                state: text(field("State")),
-                zip: text(field("PostalCode")),
-                country: text(field("Country")),
-                ..StageChangeRecord::default()
-            };
-            rows.push(SourceRow {
-                origin: Origin::new(&self.name, i as u64 + 1),
-                fingerprint: Sha256::of(&format!("salesforce LeadHistory {id}")),
-                record: Ok(record),
-                warnings: Vec::new(),
-            });
-        }
-        Ok(Poll { rows, cursor: last })
+        let (rows, cursor) = history_rows(&self.name, lead_id_field, &records, &first_status)
+            .map_err(|m| self.http.unexpected("query", m))?;
+        Ok(Poll { rows, cursor })
     }
+}
+
+/// The rows of `LeadHistory` records (with their `Lead` relationship
+/// fields), and the cursor after the last; `first_status` gives a created
+/// lead's first status when it has changed since. Pure: what Salesforce's
+/// answers become (`fuzz/fuzz_targets/crm_answers.rs`).
+pub fn history_rows(
+    source: &str,
+    lead_id_field: &str,
+    records: &[Value],
+    first_status: &HashMap<String, String>,
+) -> Result<(Vec<SourceRow>, Option<String>), String> {
+    let mut rows = Vec::with_capacity(records.len());
+    let mut last = None;
+    for (i, r) in records.iter().enumerate() {
+        let s = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_string);
+        let id = s(r.get("Id")).unwrap_or_default();
+        let created_at = s(r.get("CreatedDate")).unwrap_or_default();
+        let Some(at_ms) = sf_millis(&created_at) else {
+            return Err(format!("history row {id}: no readable CreatedDate"));
+        };
+        last = Some(format!("{at_ms}:{id}"));
+        let lead = r.get("Lead").unwrap_or(&Value::Null);
+        let field = |k: &str| s(lead.get(k)).filter(|v| !v.trim().is_empty());
+        let lead_id_sf = s(r.get("LeadId")).unwrap_or_default();
+        let stage = match s(r.get("Field")).as_deref() {
+            Some("Status") => s(r.get("NewValue")),
+            _ => first_status
+                .get(&lead_id_sf)
+                .cloned()
+                .or_else(|| field("Status")),
+        };
+        let text = |v: Option<String>| v.map(Scalar::Text);
+        let record = StageChangeRecord {
+            lead_id: text(field(lead_id_field)),
+            crm_id: text(Some(lead_id_sf.clone())),
+            stage: text(stage),
+            changed_at: text(rfc3339(&created_at)),
+            lead_created_at: text(field("CreatedDate").and_then(|t| rfc3339(&t))),
+            email: text(field("Email")),
+            phone: text(field("Phone").or_else(|| field("MobilePhone"))),
+            other_phones: field("Phone")
+                .and(field("MobilePhone"))
+                .into_iter()
+                .collect(),
+            first_name: text(field("FirstName")),
+            last_name: text(field("LastName")),
+            city: text(field("City")),
+            state: text(field("State")),
+            zip: text(field("PostalCode")),
+            country: text(field("Country")),
+            ..StageChangeRecord::default()
+        };
+        rows.push(SourceRow {
+            origin: Origin::new(source, i as u64 + 1),
+            fingerprint: Sha256::of(&format!("salesforce LeadHistory {id}")),
+            record: Ok(record),
+            warnings: Vec::new(),
+        });
+    }
+    Ok((rows, last))
 }
 
 /// Percent-encoding of a query parameter's value.
@@ -380,6 +392,36 @@ mod tests {
         assert_eq!(soql_field("Meta_Lead_ID__c"), Some("Meta_Lead_ID__c"));
         assert_eq!(soql_field("Id FROM User"), None);
         assert!(record_id("00Q5g00000AbCdEEAZ") && !record_id("00Q' OR '1'='1"));
+    }
+
+    /// The literal's value back, or `None` when it is not exactly one
+    /// quoted literal (an unescaped quote inside).
+    fn unquote(lit: &str) -> Option<String> {
+        let inner = lit.strip_prefix('\'')?.strip_suffix('\'')?;
+        let (mut out, mut chars) = (String::new(), inner.chars());
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => out.push(match chars.next()? {
+                    'n' => '\n',
+                    'r' => '\r',
+                    't' => '\t',
+                    c => c,
+                }),
+                '\'' => return None,
+                c => out.push(c),
+            }
+        }
+        Some(out)
+    }
+
+    proptest::proptest! {
+        /// Whatever the text (a cursor, a CRM value, an attack), it becomes
+        /// one SOQL string literal whose value is the text.
+        #[test]
+        fn any_text_is_one_soql_literal(s in "\\PC*|[\\\\'\\n OR=()]*") {
+            let lit = soql_string(&s);
+            proptest::prop_assert_eq!(unquote(&lit), Some(s));
+        }
     }
 
     #[test]
