@@ -131,6 +131,16 @@ pub trait Enqueue {
     /// from Meta), and lifts their hold; returns how many. Entries already
     /// sent or leased are left as they are.
     fn refresh(&mut self, batch: &[Incoming], dataset_id: &str) -> Result<u64, StoreError>;
+
+    /// Records how polled `source`'s poll at `now` ended: `None` when it
+    /// worked, else its error (without secrets). `Reports::status` shows
+    /// the last of each source.
+    fn record_poll(
+        &mut self,
+        source: &str,
+        error: Option<&str>,
+        now: i64,
+    ) -> Result<(), StoreError>;
 }
 
 /// What the sender uses: claim due entries, settle them with Meta's

@@ -330,6 +330,8 @@ pub struct Status {
     pub test_sends: u64,
     /// Datasets whose delivery is paused.
     pub paused: Vec<Paused>,
+    /// Each polled source's last poll.
+    pub sources: Vec<SourceHealth>,
     /// Match quality of the last 7 days' sendable events.
     pub match_quality: Coverage,
     /// Most frequent reasons of quarantined and expired entries, with counts.
@@ -376,6 +378,21 @@ impl Status {
             }
         }
     }
+}
+
+/// A polled source's last poll (`Enqueue::record_poll`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SourceHealth {
+    /// The source's name.
+    pub source: String,
+    /// When it was last polled (Unix seconds).
+    pub polled_at: i64,
+    /// When a poll last worked.
+    pub ok_at: Option<i64>,
+    /// The last poll's error (without secrets), when it failed.
+    pub error: Option<String>,
+    /// When that error happened.
+    pub error_at: Option<i64>,
 }
 
 /// A dataset whose delivery is paused (token or permission problem).

@@ -173,6 +173,18 @@ pub(crate) fn status(db: &(impl ReportDb + ?Sized), now: i64) -> Result<Status, 
         });
     }
     for mut r in db.rows(
+        "SELECT source, polled_at, ok_at, error, error_at FROM source_health ORDER BY source",
+        &[],
+    )? {
+        s.sources.push(SourceHealth {
+            source: r.text(0),
+            polled_at: r.int(1),
+            ok_at: r.opt_int(2),
+            error: r.opt_text(3),
+            error_at: r.opt_int(4),
+        });
+    }
+    for mut r in db.rows(
         "SELECT last_error, count(*) FROM outbox WHERE state IN ('quarantined', 'expired') AND last_error IS NOT NULL
           GROUP BY last_error ORDER BY count(*) DESC LIMIT 20",
         &[],

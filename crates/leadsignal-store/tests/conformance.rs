@@ -46,6 +46,7 @@ conformance!(
     a_lease_taken_over_belongs_to_its_new_holder,
     delivery_outcomes_are_recorded,
     source_cursor_moves_with_its_rows,
+    source_polls_are_reported,
     datasets_are_isolated,
     works_inside_an_async_runtime,
 );
@@ -838,6 +839,44 @@ fn delivery_outcomes_are_recorded(b: &dyn Backend) {
     assert_eq!(s.status(NOW).unwrap().paused.len(), 1);
     s.set_paused(ds, None, NOW + 5).unwrap();
     assert_eq!(s.paused(ds).unwrap(), None);
+}
+
+/// The last poll of each source is in `status`: a failure with its message
+/// and time, the last success kept; a later success clears the error.
+fn source_polls_are_reported(b: &dyn Backend) {
+    let mut s = b.open();
+    s.record_poll("hubspot", None, NOW - 120).unwrap();
+    s.record_poll(
+        "hubspot",
+        Some("source hubspot: the CRM refused the credentials (HTTP 401)"),
+        NOW - 60,
+    )
+    .unwrap();
+    s.record_poll("salesforce", None, NOW - 30).unwrap();
+    let st = s.status(NOW).unwrap();
+    let hub = &st.sources[0];
+    assert_eq!(
+        (hub.source.as_str(), hub.polled_at, hub.ok_at, hub.error_at),
+        ("hubspot", NOW - 60, Some(NOW - 120), Some(NOW - 60))
+    );
+    assert!(hub.error.as_deref().unwrap().contains("HTTP 401"));
+    assert_eq!(
+        (
+            st.sources[1].source.as_str(),
+            st.sources[1].error.as_deref()
+        ),
+        ("salesforce", None)
+    );
+    s.record_poll("hubspot", None, NOW).unwrap();
+    let st = b.open().status(NOW).unwrap();
+    assert_eq!(
+        (
+            st.sources[0].ok_at,
+            st.sources[0].error.as_deref(),
+            st.sources[0].error_at
+        ),
+        (Some(NOW), None, None)
+    );
 }
 
 /// A polled source's cursor moves with the rows it covers, in their

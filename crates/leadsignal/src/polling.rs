@@ -7,8 +7,22 @@ use leadsignal_core::PrepareConfig;
 use leadsignal_intake::{poll_source, SourceSummary};
 use leadsignal_store::{Enqueue, MissingStages};
 
-/// Reads every new row of `source`, until none is left.
+/// Reads every new row of `source`, until none is left, and records how
+/// the poll ended (`status` shows a source's last error).
 pub(crate) fn poll(
+    source: &SourceConfig,
+    pc: &PrepareConfig,
+    missing: MissingStages,
+    store: &mut dyn Enqueue,
+    now: i64,
+) -> anyhow::Result<SourceSummary> {
+    let result = read(source, pc, missing, store, now);
+    let error = result.as_ref().err().map(|e| format!("{e:#}"));
+    store.record_poll(&source.name, error.as_deref(), now)?;
+    result
+}
+
+fn read(
     source: &SourceConfig,
     pc: &PrepareConfig,
     missing: MissingStages,

@@ -695,4 +695,27 @@ poll_secs = 1
     for secret in [HUBSPOT_TOKEN, SF_SECRET, PD_TOKEN, "pat-na1-revoked"] {
         assert!(!text.contains(secret), "a secret in the log");
     }
+    // `status` names the failing source and what the CRM said.
+    let out = Command::new(env!("CARGO_BIN_EXE_leadsignal"))
+        .current_dir(dir.path())
+        .env("HUBSPOT_TOKEN", HUBSPOT_TOKEN)
+        .env("SALESFORCE_CLIENT_SECRET", SF_SECRET)
+        .env("PIPEDRIVE_TOKEN", PD_TOKEN)
+        .arg("status")
+        .output()
+        .unwrap();
+    let status = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        status.contains("SOURCE hubspot-old-portal FAILING since")
+            && status.contains("last worked: never")
+            && status.contains("HTTP 401")
+            && status.contains("source hubspot: last polled")
+            && status.contains("source pipedrive: last polled"),
+        "{status}"
+    );
+    assert!(!status.contains("pat-na1-revoked"), "{status}");
 }

@@ -331,6 +331,22 @@ impl Enqueue for PgOutbox {
         })
     }
 
+    fn record_poll(
+        &mut self,
+        source: &str,
+        error: Option<&str>,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        self.exec(
+            "INSERT INTO source_health (source, polled_at, ok_at, error, error_at)
+             VALUES ($1, $2::bigint, CASE WHEN $3::text IS NULL THEN $2::bigint END, $3::text,
+                     CASE WHEN $3::text IS NULL THEN NULL ELSE $2::bigint END)
+             ON CONFLICT (source) DO UPDATE SET polled_at = excluded.polled_at,
+                ok_at = COALESCE(excluded.ok_at, source_health.ok_at), error = excluded.error, error_at = excluded.error_at",
+            &[&source, &now, &error],
+        )
+    }
+
     fn refresh(&mut self, batch: &[Incoming], dataset_id: &str) -> Result<u64, StoreError> {
         self.tx(|tx| {
             let stmt = tx.prepare(

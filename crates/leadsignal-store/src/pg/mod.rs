@@ -26,7 +26,11 @@ use postgres::{Client, NoTls, Transaction};
 use std::sync::Mutex;
 
 /// Schema migrations, in order; `leadsignal_schema.version` is the number applied.
-const MIGRATIONS: &[&str] = &[include_str!("schema_1.sql"), include_str!("schema_2.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("schema_1.sql"),
+    include_str!("schema_2.sql"),
+    include_str!("schema_3.sql"),
+];
 
 /// Serializes migrations of workers starting together (any number, fixed).
 const MIGRATION_LOCK: i64 = 0x6c65_6164_7369_676e;

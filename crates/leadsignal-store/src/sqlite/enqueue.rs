@@ -8,6 +8,12 @@ use crate::recover::{self, IndexKey};
 use crate::{Enqueue, StoreError};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
+/// A source's last poll (`?3`: its error, NULL when it worked).
+const RECORD_POLL: &str = "INSERT INTO source_health (source, polled_at, ok_at, error, error_at)
+     VALUES (?1, ?2, CASE WHEN ?3 IS NULL THEN ?2 END, ?3, CASE WHEN ?3 IS NULL THEN NULL ELSE ?2 END)
+     ON CONFLICT (source) DO UPDATE SET polled_at = excluded.polled_at,
+        ok_at = COALESCE(excluded.ok_at, source_health.ok_at), error = excluded.error, error_at = excluded.error_at";
+
 /// Adds a lead unless the dataset has it.
 const INSERT_LEAD: &str =
     "INSERT OR IGNORE INTO leads (dataset_id, lead_key, lead_id, crm_id, created_at, first_seen)
@@ -371,6 +377,18 @@ impl Enqueue for SqliteOutbox {
             .prepare_cached("SELECT cursor FROM source_cursors WHERE source = ?1")?
             .query_row([source], |r| r.get(0))
             .optional()?)
+    }
+
+    fn record_poll(
+        &mut self,
+        source: &str,
+        error: Option<&str>,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached(RECORD_POLL)?
+            .execute(params![source, now, error])?;
+        Ok(())
     }
 
     fn refresh(&mut self, batch: &[Incoming], dataset_id: &str) -> Result<u64, StoreError> {

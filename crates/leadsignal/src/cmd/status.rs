@@ -119,6 +119,26 @@ pub(crate) fn run(config: Option<&Path>, a: Args) -> anyhow::Result<ExitCode> {
         )?,
         None => writeln!(out, "last successful upload: never")?,
     }
+    for src in &s.sources {
+        match (&src.error, src.error_at) {
+            (Some(e), Some(at)) => writeln!(
+                out,
+                "SOURCE {} FAILING since {} ago (last worked: {}): {e}",
+                src.source,
+                human_duration(now - at),
+                src.ok_at.map_or("never".to_string(), |t| format!(
+                    "{} ago",
+                    human_duration(now - t)
+                ))
+            )?,
+            _ => writeln!(
+                out,
+                "source {}: last polled {} ago",
+                src.source,
+                human_duration(now - src.polled_at)
+            )?,
+        }
+    }
     if s.test_sends > 0 {
         writeln!(
             out,

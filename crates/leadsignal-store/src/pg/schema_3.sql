@@ -1,0 +1,9 @@
+-- Version 3: each polled source's last poll: when it last worked, and the
+-- error that stops it now (a refused token, a rate limit), shown by `status`.
+CREATE TABLE source_health (
+    source    TEXT PRIMARY KEY,
+    polled_at BIGINT NOT NULL,
+    ok_at     BIGINT,                    -- the last poll that worked
+    error     TEXT,                      -- the last poll's error (secrets removed); NULL when it worked
+    error_at  BIGINT
+);
