@@ -16,6 +16,9 @@ fuzz_target!(|data: &[u8]| {
     let mut rows: Vec<SourceRow> = Vec::new();
     let props = v.get("properties").unwrap_or(&v);
     hubspot::contact_rows("hubspot", Some("facebook_lead_id"), "51", props, &mut rows);
+    let stages = [("appointmentscheduled".to_string(), "Appointment Scheduled".to_string()), ("closedwon".to_string(), "Closed Won".to_string())];
+    let contact = v.get("contact").unwrap_or(&Value::Null);
+    hubspot::deal_rows("hubspot", Some("facebook_lead_id"), "9001", props, contact, &stages, &mut rows);
     let records: Vec<Value> = match v.get("records") {
         Some(Value::Array(a)) => a.clone(),
         _ => vec![v.clone()],
@@ -28,9 +31,9 @@ fuzz_target!(|data: &[u8]| {
         Some(Value::Array(a)) => a.clone(),
         _ => Vec::new(),
     };
-    let stages: HashMap<String, String> = [("1".to_string(), "Lead In".to_string())].into();
+    let pd_stages: HashMap<String, String> = [("1".to_string(), "Lead In".to_string())].into();
     let person = v.get("person").cloned().unwrap_or(Value::Null);
-    let _ = pipedrive::deal_rows("pipedrive", Some("lead"), "7", &v, &flow, &person, &stages, &mut rows);
+    let _ = pipedrive::deal_rows("pipedrive", Some("lead"), "7", &v, &flow, &person, &pd_stages, &mut rows);
     for row in rows {
         if let Ok(sc) = row.into_stage_change() {
             let _ = prepare(&sc, &config(), 1_795_262_400);

@@ -184,3 +184,75 @@ async fn rate_limits_are_waited_out_and_a_refused_token_says_what_to_fix() {
     );
     assert!(!msg.contains("wrong-token"), "{msg}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deals_every_pipeline_stage_entered_with_the_contacts_data() {
+    use leadsignal_sources::crm::hubspot::HubspotObject;
+    let hub = start_hubspot(HubspotConfig::new(TOKEN)).await.unwrap();
+    let ann = hub.create(
+        T0,
+        &[("email", "ann@example.com"), ("phone", "+1 415 555 0100")],
+    );
+    let deal = hub.create_deal(
+        T0 + MIN,
+        Some(&ann),
+        &[
+            ("dealname", "Ann's order"),
+            ("facebook_lead_id", "1234567890123456"),
+        ],
+    );
+    hub.set_deal_stage(&deal, "qualifiedtobuy", T0 + 5 * MIN);
+    let lone = hub.create_deal(T0 + 2 * MIN, None, &[]);
+    let s = source(&hub, TOKEN).reading(HubspotObject::Deals);
+    let (s, p) = poll(s, "0", 10_000).await;
+    let p = p.unwrap();
+    // Deals in modification order; each deal's stages in the order entered.
+    assert_eq!(
+        changes(&p),
+        [
+            (
+                lone.clone(),
+                "Appointment Scheduled".into(),
+                "2026-11-20T17:02:00.000Z".into()
+            ),
+            (
+                deal.clone(),
+                "Appointment Scheduled".into(),
+                "2026-11-20T17:01:00.000Z".into()
+            ),
+            (
+                deal.clone(),
+                "Qualified To Buy".into(),
+                "2026-11-20T17:05:00.000Z".into()
+            ),
+        ]
+    );
+    let rec = p.rows[1].record.as_ref().unwrap();
+    let text = |v: &Option<leadsignal_core::Scalar>| v.as_ref().and_then(|s| s.text());
+    assert_eq!(text(&rec.email).as_deref(), Some("ann@example.com"));
+    assert_eq!(text(&rec.phone).as_deref(), Some("+1 415 555 0100"));
+    assert_eq!(text(&rec.lead_id).as_deref(), Some("1234567890123456"));
+    assert_eq!(
+        text(&p.rows[0].record.as_ref().unwrap().email),
+        None,
+        "no contact"
+    );
+    let cursor = p.cursor.unwrap();
+    // Won later: the closed stage, at its time.
+    hub.set_deal_stage(&deal, "closedwon", T0 + 60 * MIN);
+    let (_, p) = poll(s, &cursor, 10_000).await;
+    let got = changes(&p.unwrap());
+    assert_eq!(
+        got.last().unwrap(),
+        &(
+            deal.clone(),
+            "Closed Won".to_string(),
+            "2026-11-20T18:00:00.000Z".to_string()
+        )
+    );
+    assert_eq!(
+        got.len(),
+        3,
+        "the deal's three stages (the store keeps the new one)"
+    );
+}

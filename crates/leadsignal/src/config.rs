@@ -106,8 +106,11 @@ pub(crate) struct SourceConfig {
     pub(crate) base_url: Option<String>,
     /// CRM APIs: the access token (use `env:NAME`).
     pub(crate) token: Option<Secret>,
-    /// `hubspot`: the contact property holding Meta's lead ID.
+    /// `hubspot`: the property (of the contact, or the deal) holding Meta's
+    /// lead ID.
     pub(crate) lead_id_property: Option<String>,
+    /// `hubspot`: `contacts` (default) or `deals`.
+    pub(crate) object: Option<String>,
     /// `salesforce`: where to log in (default `https://login.salesforce.com`).
     pub(crate) login_url: Option<String>,
     /// `salesforce`: the connected app's consumer key.
@@ -220,12 +223,23 @@ impl SourceConfig {
                     .map(|t| t.expose().to_string())
                     .filter(|t| !t.is_empty());
                 let token = need(&token, "token", "\"env:HUBSPOT_TOKEN\"")?;
-                SourceReader::Hubspot(leadsignal_sources::crm::HubspotSource::new(
-                    name,
-                    self.base_url.as_deref().unwrap_or("https://api.hubapi.com"),
-                    &token,
-                    self.lead_id_property.clone(),
-                ))
+                use leadsignal_sources::crm::hubspot::HubspotObject;
+                let object = match self.object.as_deref() {
+                    None | Some("contacts") => HubspotObject::Contacts,
+                    Some("deals") => HubspotObject::Deals,
+                    Some(other) => anyhow::bail!(
+                        "[[sources]] {name}: object = {other:?}: use \"contacts\" or \"deals\""
+                    ),
+                };
+                SourceReader::Hubspot(
+                    leadsignal_sources::crm::HubspotSource::new(
+                        name,
+                        self.base_url.as_deref().unwrap_or("https://api.hubapi.com"),
+                        &token,
+                        self.lead_id_property.clone(),
+                    )
+                    .reading(object),
+                )
             }
             SourceKind::Salesforce => {
                 let secret = self

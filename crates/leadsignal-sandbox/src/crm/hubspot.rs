@@ -56,6 +56,9 @@ impl HubspotConfig {
 struct Hub {
     token: String,
     contacts: BTreeMap<u64, HubspotContact>,
+    deals: BTreeMap<u64, HubspotContact>,
+    /// Deal → its associated contacts.
+    deal_contacts: BTreeMap<u64, Vec<u64>>,
     rate_limit_every: u64,
     latency_ms: u64,
     searches: u64,
@@ -137,6 +140,59 @@ impl HubspotHandle {
         });
     }
 
+    /// Creates a deal at `at_ms` in the default pipeline's first stage,
+    /// associated with `contact`; returns its ID.
+    pub fn create_deal(
+        &self,
+        at_ms: i64,
+        contact: Option<&str>,
+        properties: &[(&str, &str)],
+    ) -> String {
+        let id = self.with(|h| {
+            let id = h.deals.keys().next_back().map_or(9001, |k| k + 1);
+            let mut p: BTreeMap<String, String> = properties
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            p.insert("hs_object_id".into(), id.to_string());
+            p.insert("pipeline".into(), "default".into());
+            p.insert("createdate".into(), hubspot_time(at_ms));
+            h.deals.insert(
+                id,
+                HubspotContact {
+                    id: id.to_string(),
+                    properties: p,
+                },
+            );
+            if let Some(c) = contact {
+                h.deal_contacts
+                    .insert(id, vec![c.parse().expect("a contact ID")]);
+            }
+            id.to_string()
+        });
+        self.set_deal_stage(&id, DEAL_STAGES[0].0, at_ms);
+        id
+    }
+
+    /// Moves a deal to pipeline stage `stage` (its ID) at `at_ms`: the
+    /// stage's `hs_date_entered_<stage>` is set, as HubSpot does.
+    pub fn set_deal_stage(&self, id: &str, stage: &str, at_ms: i64) {
+        self.with(|h| {
+            let d = h
+                .deals
+                .get_mut(&id.parse::<u64>().expect("a deal ID"))
+                .expect("a known deal");
+            let t = hubspot_time(at_ms);
+            d.properties.insert("dealstage".into(), stage.into());
+            d.properties
+                .insert(format!("hs_date_entered_{stage}"), t.clone());
+            if stage.starts_with("closed") {
+                d.properties.insert("closedate".into(), t.clone());
+            }
+            d.properties.insert("hs_lastmodifieddate".into(), t);
+        });
+    }
+
     /// Replaces the accepted token (the old one is refused from now on).
     pub fn set_token(&self, token: &str) {
         self.with(|h| h.token = token.to_string());
@@ -153,6 +209,17 @@ impl HubspotHandle {
     }
 }
 
+/// The default deal pipeline's stages (ID, label), as HubSpot creates it.
+pub const DEAL_STAGES: [(&str, &str); 7] = [
+    ("appointmentscheduled", "Appointment Scheduled"),
+    ("qualifiedtobuy", "Qualified To Buy"),
+    ("presentationscheduled", "Presentation Scheduled"),
+    ("decisionmakerboughtin", "Decision Maker Bought-In"),
+    ("contractsent", "Contract Sent"),
+    ("closedwon", "Closed Won"),
+    ("closedlost", "Closed Lost"),
+];
+
 /// Starts the emulator.
 pub async fn start_hubspot(cfg: HubspotConfig) -> std::io::Result<HubspotHandle> {
     let state = Arc::new(Mutex::new(Hub {
@@ -162,7 +229,13 @@ pub async fn start_hubspot(cfg: HubspotConfig) -> std::io::Result<HubspotHandle>
         ..Hub::default()
     }));
     let app = Router::new()
-        .route("/crm/v3/objects/contacts/search", post(search))
+        .route("/crm/v3/objects/{object}/search", post(search))
+        .route("/crm/v3/pipelines/deals", axum::routing::get(pipelines))
+        .route(
+            "/crm/v4/associations/deals/contacts/batch/read",
+            post(associations),
+        )
+        .route("/crm/v3/objects/contacts/batch/read", post(batch_read))
         .with_state(Arc::clone(&state));
     let listener = tokio::net::TcpListener::bind(cfg.listen).await?;
     let addr = listener.local_addr()?;
@@ -194,8 +267,112 @@ fn error(status: StatusCode, category: &str, message: &str) -> Response {
         .into_response()
 }
 
+fn authorized(h: &Hub, headers: &HeaderMap) -> bool {
+    headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        == Some(h.token.as_str())
+}
+
+fn unauthorized() -> Response {
+    error(
+        StatusCode::UNAUTHORIZED,
+        "INVALID_AUTHENTICATION",
+        "Authentication credentials not found. This API supports OAuth 2.0 authentication and you can find more details at https://developers.hubspot.com/docs/methods/auth/oauth-overview",
+    )
+}
+
+async fn pipelines(State(state): State<Arc<Mutex<Hub>>>, headers: HeaderMap) -> Response {
+    let h = state.lock().expect("emulator state");
+    if !authorized(&h, &headers) {
+        return unauthorized();
+    }
+    let stages: Vec<Value> = DEAL_STAGES
+        .iter()
+        .enumerate()
+        .map(|(i, (id, label))| {
+            let closed = id.starts_with("closed");
+            json!({"id": id, "label": label, "displayOrder": i, "archived": false,
+                   "metadata": {"isClosed": closed.to_string(), "probability": if *id == "closedwon" { "1.0" } else if closed { "0.0" } else { "0.2" }}})
+        })
+        .collect();
+    Json(json!({"results": [{"id": "default", "label": "Sales Pipeline", "displayOrder": 0, "archived": false, "stages": stages}]})).into_response()
+}
+
+async fn associations(
+    State(state): State<Arc<Mutex<Hub>>>,
+    headers: HeaderMap,
+    Json(req): Json<Value>,
+) -> Response {
+    let h = state.lock().expect("emulator state");
+    if !authorized(&h, &headers) {
+        return unauthorized();
+    }
+    let results: Vec<Value> = req
+        .get("inputs")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i.get("id")?.as_str()?.parse::<u64>().ok())
+        .filter_map(|deal| {
+            let to: Vec<Value> = h
+                .deal_contacts
+                .get(&deal)?
+                .iter()
+                .map(|c| json!({"toObjectId": c, "associationTypes": [{"category": "HUBSPOT_DEFINED", "typeId": 3, "label": null}]}))
+                .collect();
+            Some(json!({"from": {"id": deal.to_string()}, "to": to}))
+        })
+        .collect();
+    Json(json!({"status": "COMPLETE", "results": results, "startedAt": "2026-11-20T17:00:00.000Z", "completedAt": "2026-11-20T17:00:00.010Z"})).into_response()
+}
+
+async fn batch_read(
+    State(state): State<Arc<Mutex<Hub>>>,
+    headers: HeaderMap,
+    Json(req): Json<Value>,
+) -> Response {
+    let h = state.lock().expect("emulator state");
+    if !authorized(&h, &headers) {
+        return unauthorized();
+    }
+    let wanted: Vec<&str> = req
+        .get("properties")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    let results: Vec<Value> = req
+        .get("inputs")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i.get("id")?.as_str()?.parse::<u64>().ok())
+        .filter_map(|id| {
+            let c = h.contacts.get(&id)?;
+            let props: Map<String, Value> = wanted
+                .iter()
+                .chain(&["hs_object_id", "createdate", "lastmodifieddate"])
+                .map(|p| {
+                    (
+                        p.to_string(),
+                        c.properties
+                            .get(*p)
+                            .map_or(Value::Null, |v| Value::from(v.as_str())),
+                    )
+                })
+                .collect();
+            Some(json!({"id": c.id, "properties": props, "archived": false}))
+        })
+        .collect();
+    Json(json!({"status": "COMPLETE", "results": results})).into_response()
+}
+
 async fn search(
     State(state): State<Arc<Mutex<Hub>>>,
+    axum::extract::Path(object): axum::extract::Path<String>,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
@@ -289,8 +466,18 @@ async fn search(
                 .map(|d| d.timestamp_millis())
         })
     };
-    let mut found: Vec<&HubspotContact> = h
-        .contacts
+    let store = match object.as_str() {
+        "contacts" => &h.contacts,
+        "deals" => &h.deals,
+        _ => {
+            return error(
+                StatusCode::NOT_FOUND,
+                "OBJECT_NOT_FOUND",
+                "Unable to infer object type from: the emulator knows contacts and deals",
+            )
+        }
+    };
+    let mut found: Vec<&HubspotContact> = store
         .values()
         .filter(|c| {
             filters.iter().all(|(p, op, v)| {
@@ -364,7 +551,7 @@ async fn search(
                 "id": c.id,
                 "properties": props,
                 "createdAt": c.properties.get("createdate"),
-                "updatedAt": c.properties.get("lastmodifieddate"),
+                "updatedAt": c.properties.get(if object == "deals" { "hs_lastmodifieddate" } else { "lastmodifieddate" }),
                 "archived": false,
             })
         })

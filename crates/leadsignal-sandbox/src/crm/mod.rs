@@ -5,6 +5,8 @@ pub mod hubspot;
 pub mod pipedrive;
 pub mod salesforce;
 
-pub use hubspot::{hubspot_time, start_hubspot, HubspotConfig, HubspotContact, HubspotHandle};
+pub use hubspot::{
+    hubspot_time, start_hubspot, HubspotConfig, HubspotContact, HubspotHandle, DEAL_STAGES,
+};
 pub use pipedrive::{start_pipedrive, PipedriveHandle, PIPEDRIVE_STAGES};
 pub use salesforce::{salesforce_time, start_salesforce, SalesforceConfig, SalesforceHandle};
