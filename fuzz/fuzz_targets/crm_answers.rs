@@ -27,6 +27,14 @@ fuzz_target!(|data: &[u8]| {
     if let Ok((more, _cursor)) = salesforce::history_rows("salesforce", "Meta_Lead_ID__c", &records, &first) {
         rows.extend(more);
     }
+    let leads: HashMap<String, Value> = v
+        .get("lead")
+        .map(|l| ("0065g0000000004AAA".to_string(), l.clone()))
+        .into_iter()
+        .collect();
+    if let Ok((more, _cursor)) = salesforce::opportunity_rows("salesforce", "Meta_Lead_ID__c", &records, &leads) {
+        rows.extend(more);
+    }
     let flow: Vec<Value> = match v.get("data") {
         Some(Value::Array(a)) => a.clone(),
         _ => Vec::new(),

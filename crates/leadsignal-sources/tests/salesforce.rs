@@ -214,3 +214,88 @@ async fn an_expired_session_is_replaced_limits_and_bad_secrets_are_clear() {
     );
     assert!(!msg.contains("wrong-secret-value"), "{msg}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opportunities_of_converted_leads_are_their_leads_stages() {
+    let sf = start_salesforce(SalesforceConfig::new(CLIENT, SECRET))
+        .await
+        .unwrap();
+    let ann = sf.create_lead(
+        T0,
+        "Open - Not Contacted",
+        &[
+            ("Email", "ann@example.com"),
+            ("Meta_Lead_ID__c", "1234567890123456"),
+        ],
+    );
+    // A lead without Meta's lead ID: its opportunity is nobody Meta knows.
+    let walk_in = sf.create_lead(T0, "Open - Not Contacted", &[("Email", "w@example.com")]);
+    let opp = sf.convert_lead(&ann, "Qualification", T0 + 10 * MIN);
+    sf.convert_lead(&walk_in, "Qualification", T0 + 11 * MIN);
+    let s = source(&sf, SECRET).with_opportunities();
+    let (s, p) = poll(s, "0", 2000).await;
+    let p = p.unwrap();
+    let got = changes(&p);
+    assert!(got.contains(&(
+        ann.clone(),
+        "Closed - Converted".into(),
+        "2026-11-20T17:10:00.000Z".into()
+    )));
+    assert!(got.contains(&(
+        ann.clone(),
+        "Qualification".into(),
+        "2026-11-20T17:10:00.000Z".into()
+    )));
+    assert!(
+        !got.iter()
+            .any(|(id, stage, _)| *id == walk_in && stage == "Qualification"),
+        "{got:?}"
+    );
+    let opp_row = p
+        .rows
+        .iter()
+        .find(|r| {
+            r.record
+                .as_ref()
+                .unwrap()
+                .stage
+                .as_ref()
+                .unwrap()
+                .text()
+                .as_deref()
+                == Some("Qualification")
+        })
+        .unwrap();
+    let rec = opp_row.record.as_ref().unwrap();
+    assert_eq!(
+        rec.lead_id.as_ref().unwrap().text().as_deref(),
+        Some("1234567890123456")
+    );
+    assert_eq!(
+        rec.email.as_ref().unwrap().text().as_deref(),
+        Some("ann@example.com")
+    );
+    let cursor = p.cursor.unwrap();
+    assert!(cursor.contains('|'), "{cursor}");
+    // Nothing new; then the opportunity moves twice.
+    let (s, p) = poll(s, &cursor, 2000).await;
+    assert!(p.unwrap().cursor.is_none());
+    sf.set_opportunity_stage(&opp, "Proposal/Price Quote", T0 + 20 * MIN);
+    sf.set_opportunity_stage(&opp, "Closed Won", T0 + 30 * MIN);
+    let (_, p) = poll(s, &cursor, 2000).await;
+    assert_eq!(
+        changes(&p.unwrap()),
+        [
+            (
+                ann.clone(),
+                "Proposal/Price Quote".into(),
+                "2026-11-20T17:20:00.000Z".into()
+            ),
+            (
+                ann.clone(),
+                "Closed Won".into(),
+                "2026-11-20T17:30:00.000Z".into()
+            ),
+        ]
+    );
+}

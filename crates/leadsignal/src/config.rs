@@ -117,6 +117,9 @@ pub(crate) struct SourceConfig {
     pub(crate) client_id: Option<String>,
     /// `salesforce`: its consumer secret (use `env:NAME`).
     pub(crate) client_secret: Option<Secret>,
+    /// `salesforce`: `["Lead"]` (default) or `["Lead", "Opportunity"]`
+    /// (also the stage changes of opportunities converted from leads).
+    pub(crate) objects: Option<Vec<String>>,
     /// `salesforce`: REST API version (default `v62.0`).
     pub(crate) api_version: Option<String>,
     /// `salesforce`: the Lead field holding Meta's lead ID (default
@@ -249,7 +252,21 @@ impl SourceConfig {
                     .filter(|t| !t.is_empty());
                 let secret = need(&secret, "client_secret", "\"env:SALESFORCE_CLIENT_SECRET\"")?;
                 let client_id = need(&self.client_id, "client_id", "\"3MVG9...\"")?;
-                SourceReader::Salesforce(leadsignal_sources::crm::SalesforceSource::new(
+                let objects = self.objects.clone().unwrap_or_else(|| vec!["Lead".into()]);
+                if let Some(other) = objects
+                    .iter()
+                    .find(|o| !matches!(o.as_str(), "Lead" | "Opportunity"))
+                {
+                    anyhow::bail!(
+                        "[[sources]] {name}: objects has {other:?}: use [\"Lead\"] or [\"Lead\", \"Opportunity\"]"
+                    );
+                }
+                if !objects.iter().any(|o| o == "Lead") {
+                    anyhow::bail!(
+                        "[[sources]] {name}: objects must include \"Lead\" (leads carry Meta's lead ID; opportunities are read as their leads')"
+                    );
+                }
+                let source = leadsignal_sources::crm::SalesforceSource::new(
                     name,
                     self.login_url
                         .as_deref()
@@ -258,7 +275,12 @@ impl SourceConfig {
                     &secret,
                     self.api_version.as_deref().unwrap_or("v62.0"),
                     self.lead_id_field.as_deref().unwrap_or("Meta_Lead_ID__c"),
-                ))
+                );
+                SourceReader::Salesforce(if objects.iter().any(|o| o == "Opportunity") {
+                    source.with_opportunities()
+                } else {
+                    source
+                })
             }
         })
     }

@@ -719,3 +719,53 @@ poll_secs = 1
     );
     assert!(!status.contains("pat-na1-revoked"), "{status}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_follows_a_converted_lead_into_its_opportunity() {
+    use leadsignal_sandbox::crm::{start_salesforce, SalesforceConfig};
+    let sb = sandbox::start(SandboxConfig::single(DATASET, META_TOKEN))
+        .await
+        .unwrap();
+    let sf = start_salesforce(SalesforceConfig::new(SF_CLIENT, SF_SECRET))
+        .await
+        .unwrap();
+    let t = now_ms() - 2 * 3_600_000;
+    let min = 60_000;
+    let ann = sf.create_lead(
+        t,
+        "Open - Not Contacted",
+        &[
+            ("Email", "ann.lee@example.com"),
+            ("Meta_Lead_ID__c", &ANN.to_string()),
+        ],
+    );
+    let opp = sf.convert_lead(&ann, "Qualification", t + 10 * min);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = salesforce_config(dir.path(), &sb.url(), &sf.url())
+        .replace(
+            "{ name = \"Converted\", meta = \"CONVERTED\", crm = [\"Closed - Converted\"] },",
+            "{ name = \"Opportunity\", meta = \"SALES_OPPORTUNITY\", crm = [\"Closed - Converted\", \"Qualification\", \"Proposal/Price Quote\"] },\n  { name = \"Converted\", meta = \"CONVERTED\", crm = [\"Closed Won\"] },",
+        )
+        + "objects = [\"Lead\", \"Opportunity\"]\n";
+    std::fs::write(dir.path().join("leadsignal.toml"), cfg).unwrap();
+    let secret = ("SALESFORCE_CLIENT_SECRET", SF_SECRET);
+    let first = sync_with(dir.path(), secret).await;
+    // Lead, Opportunity (the conversion and the opportunity's first stage
+    // are one funnel stage), and Contacted inferred before it (fill).
+    assert_eq!(first["sources"][0]["store"]["inferred"], 1, "{first}");
+    assert_eq!(first["send"]["accepted"], 3, "{first}");
+    sf.set_opportunity_stage(&opp, "Closed Won", t + 60 * min);
+    let second = sync_with(dir.path(), secret).await;
+    assert_eq!(second["send"]["accepted"], 1, "{second}");
+    let secs = |ms: i64| ms / 1000;
+    let got = &by_lead(&sb)[&Some(ANN)];
+    let names: Vec<&str> = got.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["Lead", "Contacted", "Opportunity", "Converted"]);
+    assert_eq!(got[0].1, secs(t));
+    assert_eq!(got[2].1, secs(t + 10 * min));
+    assert_eq!(
+        got[3].1,
+        secs(t + 60 * min),
+        "the opportunity's Closed Won, at its time"
+    );
+}

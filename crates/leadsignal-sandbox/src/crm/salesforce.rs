@@ -1,15 +1,17 @@
 //! A Salesforce emulator for what leadsignal's `kind = "salesforce"` source
 //! calls, as Salesforce's REST API reference describes it: the OAuth 2.0
 //! client-credentials token endpoint, and `GET /services/data/{v}/query`
-//! with `nextRecordsUrl` paging for the two `LeadHistory` queries the source
-//! makes (history rows after a cursor, and leads' first status changes).
+//! with `nextRecordsUrl` paging for the queries the source makes
+//! (`LeadHistory` rows after a cursor, leads' first status changes,
+//! `OpportunityHistory` rows after a cursor, converted leads by
+//! opportunity).
 //! Times are written as Salesforce writes them
 //! (`2026-11-20T17:00:00.000+0000`); errors are Salesforce's bodies
 //! (`INVALID_SESSION_ID` for an expired token, `REQUEST_LIMIT_EXCEEDED`).
 //! Leads change through the handle, the way a sales rep works them; every
 //! change is a history row, as with field history tracking on Lead Status.
 //!
-//! The query endpoint understands exactly those two query shapes; anything
+//! The query endpoint understands exactly those query shapes; anything
 //! else is answered with `MALFORMED_QUERY`.
 
 use axum::extract::{Path, Query, State};
@@ -64,6 +66,8 @@ struct Org {
     tokens: Vec<String>,
     leads: BTreeMap<String, BTreeMap<String, Value>>,
     history: Vec<HistoryRow>,
+    /// (ID, opportunity, stage, time) of `OpportunityHistory`.
+    opp_history: Vec<(String, String, String, i64)>,
     cursors: HashMap<String, (Vec<Value>, usize)>,
     logins: u64,
     queries: u64,
@@ -136,6 +140,33 @@ impl SalesforceHandle {
                 new: Some(status.to_string()),
                 at_ms,
             });
+        });
+    }
+
+    /// Converts a lead at `at_ms` (status `Closed - Converted`) into an
+    /// opportunity in stage `stage`; returns the opportunity's ID.
+    pub fn convert_lead(&self, lead: &str, stage: &str, at_ms: i64) -> String {
+        self.set_status(lead, "Closed - Converted", at_ms);
+        let opp = self.with(|o| {
+            o.next += 1;
+            let opp = format!("0065g{:010}AAA", o.next);
+            let l = o.leads.get_mut(lead).expect("a known lead");
+            l.insert("IsConverted".into(), Value::Bool(true));
+            l.insert("ConvertedOpportunityId".into(), Value::from(opp.as_str()));
+            opp
+        });
+        self.set_opportunity_stage(&opp, stage, at_ms);
+        opp
+    }
+
+    /// Moves an opportunity to `stage` at `at_ms` (an `OpportunityHistory`
+    /// row).
+    pub fn set_opportunity_stage(&self, opp: &str, stage: &str, at_ms: i64) {
+        self.with(|o| {
+            o.next += 1;
+            let id = format!("0085g{:010}AAA", o.next);
+            o.opp_history
+                .push((id, opp.to_string(), stage.to_string(), at_ms));
         });
     }
 
@@ -314,6 +345,53 @@ fn record(o: &Org, h: &HistoryRow) -> Value {
 
 /// The records of one of the two queries the source makes.
 fn run(o: &Org, q: &str) -> Option<Vec<Value>> {
+    let limit = || -> Option<usize> { q.rsplit("LIMIT ").next()?.trim().parse().ok() };
+    let after = || -> Option<(i64, Option<String>)> {
+        let t = soql_ms(between(q, "CreatedDate > ", " ")?.trim_end_matches(')'))?;
+        let id = match between(q, "AND Id > ", ")") {
+            Some(lit) => Some(unquote(lit)?),
+            None => None,
+        };
+        Some((t, id))
+    };
+    if q.contains("FROM OpportunityHistory") {
+        let (t, after_id) = after()?;
+        let mut rows: Vec<&(String, String, String, i64)> = o.opp_history.iter().collect();
+        rows.sort_by(|a, b| (a.3, &a.0).cmp(&(b.3, &b.0)));
+        return Some(
+            rows.into_iter()
+                .filter(|h| h.3 > t || (h.3 == t && after_id.as_ref().is_some_and(|id| h.0 > *id)))
+                .take(limit()?)
+                .map(|(id, opp, stage, at)| {
+                    json!({"attributes": {"type": "OpportunityHistory"}, "Id": id, "OpportunityId": opp,
+                           "StageName": stage, "CreatedDate": salesforce_time(*at)})
+                })
+                .collect(),
+        );
+    }
+    if q.contains("FROM Lead WHERE IsConverted = true") {
+        let list = between(q, "ConvertedOpportunityId IN (", ")")?;
+        let ids: Vec<String> = list.split(',').map(unquote).collect::<Option<_>>()?;
+        return Some(
+            o.leads
+                .iter()
+                .filter(|(_, l)| {
+                    l.get("ConvertedOpportunityId")
+                        .and_then(Value::as_str)
+                        .is_some_and(|opp| ids.iter().any(|i| i == opp))
+                })
+                .map(|(id, l)| {
+                    let mut v = serde_json::Map::new();
+                    v.insert("attributes".into(), json!({"type": "Lead"}));
+                    v.insert("Id".into(), Value::from(id.as_str()));
+                    for (k, val) in l {
+                        v.insert(k.clone(), val.clone());
+                    }
+                    Value::Object(v)
+                })
+                .collect(),
+        );
+    }
     if !q.contains("FROM LeadHistory") {
         return None;
     }

@@ -40,6 +40,8 @@ pub struct SalesforceSource {
     pub api_version: String,
     /// The Lead field holding Meta's lead ID (`Meta_Lead_ID__c`).
     pub lead_id_field: String,
+    /// Also read opportunity stage changes of converted leads.
+    pub opportunities: bool,
     http: Http,
     session: Mutex<Option<Session>>,
 }
@@ -133,9 +135,17 @@ impl SalesforceSource {
             client_secret: client_secret.to_string(),
             api_version: api_version.to_string(),
             lead_id_field: lead_id_field.to_string(),
+            opportunities: false,
             http: Http::new(name, vec![client_secret.to_string()]),
             session: Mutex::new(None),
         }
+    }
+
+    /// The same source, also reading the stage changes of opportunities
+    /// converted from leads (`objects = ["Lead", "Opportunity"]`).
+    pub fn with_opportunities(mut self) -> SalesforceSource {
+        self.opportunities = true;
+        self
     }
 
     /// A new access token (client-credentials flow).
@@ -240,25 +250,104 @@ impl SalesforceSource {
         Ok(out)
     }
 
-    /// Reads the lead stage changes after `cursor` (`<ms>` or `<ms>:<Id>`
-    /// of the last history row read), at most about `limit` rows.
+    /// Reads the stage changes after `cursor`, at most about `limit` rows
+    /// per object. The cursor is `<ms>` or `<ms>:<Id>` of the last
+    /// `LeadHistory` row read; with opportunities, that and the same for
+    /// `OpportunityHistory`, joined by `|`.
     pub fn poll(&self, cursor: &str, limit: usize) -> Result<Poll, CrmError> {
+        let (lead_cursor, opp_cursor) = cursor.split_once('|').unwrap_or((cursor, cursor));
+        let (mut rows, lead_next) = self.poll_leads(lead_cursor, limit)?;
+        if !self.opportunities {
+            return Ok(Poll {
+                rows,
+                cursor: lead_next,
+            });
+        }
+        let (opp_rows, opp_next) = self.poll_opportunities(opp_cursor, limit)?;
+        let moved = lead_next.is_some() || opp_next.is_some();
+        let cursor = moved.then(|| {
+            format!(
+                "{}|{}",
+                lead_next.as_deref().unwrap_or(lead_cursor),
+                opp_next.as_deref().unwrap_or(opp_cursor)
+            )
+        });
+        rows.extend(opp_rows);
+        for (i, row) in rows.iter_mut().enumerate() {
+            row.origin = Origin::new(&self.name, i as u64 + 1);
+        }
+        Ok(Poll { rows, cursor })
+    }
+
+    /// The SOQL condition "after the cursor" (`<ms>` or `<ms>:<Id>`).
+    fn after(&self, cursor: &str) -> Result<String, CrmError> {
         let (ms, id) = cursor.split_once(':').unwrap_or((cursor, ""));
         let ms: i64 = ms.trim().parse().unwrap_or(0);
-        let after = if id.is_empty() {
-            format!("CreatedDate > {}", soql_datetime(ms))
+        if id.is_empty() {
+            Ok(format!("CreatedDate > {}", soql_datetime(ms)))
         } else if record_id(id) {
-            format!(
+            Ok(format!(
                 "(CreatedDate > {t} OR (CreatedDate = {t} AND Id > {id}))",
                 t = soql_datetime(ms),
                 id = soql_string(id)
-            )
+            ))
         } else {
-            return Err(self.http.unexpected(
+            Err(self.http.unexpected(
                 "the stored cursor",
                 "not a Salesforce record ID after the time",
-            ));
-        };
+            ))
+        }
+    }
+
+    /// Opportunity stage changes (`OpportunityHistory`) of opportunities
+    /// converted from a lead that carries Meta's lead ID, as that lead's.
+    fn poll_opportunities(
+        &self,
+        cursor: &str,
+        limit: usize,
+    ) -> Result<(Vec<SourceRow>, Option<String>), CrmError> {
+        let after = self.after(cursor)?;
+        let lead_id_field = soql_field(&self.lead_id_field).ok_or_else(|| {
+            self.http
+                .unexpected("lead_id_field", "not a Salesforce field name")
+        })?;
+        let history = self.query(&format!(
+            "SELECT Id, OpportunityId, StageName, CreatedDate FROM OpportunityHistory \
+             WHERE {after} ORDER BY CreatedDate, Id LIMIT {}",
+            limit.clamp(1, ROWS)
+        ))?;
+        let mut opps: Vec<&str> = history
+            .iter()
+            .filter_map(|r| r.get("OpportunityId").and_then(Value::as_str))
+            .filter(|id| record_id(id))
+            .collect();
+        opps.sort_unstable();
+        opps.dedup();
+        let mut leads: HashMap<String, Value> = HashMap::new();
+        for chunk in opps.chunks(200) {
+            let ids: Vec<String> = chunk.iter().map(|id| soql_string(id)).collect();
+            for lead in self.query(&format!(
+                "SELECT Id, ConvertedOpportunityId, Status, CreatedDate, Email, Phone, MobilePhone, \
+                 FirstName, LastName, City, State, PostalCode, Country, {lead_id_field} FROM Lead \
+                 WHERE IsConverted = true AND ConvertedOpportunityId IN ({})",
+                ids.join(", ")
+            ))? {
+                if let Some(opp) = lead.get("ConvertedOpportunityId").and_then(Value::as_str) {
+                    leads.insert(opp.to_string(), lead.clone());
+                }
+            }
+        }
+        opportunity_rows(&self.name, lead_id_field, &history, &leads)
+            .map_err(|m| self.http.unexpected("query", m))
+    }
+
+    /// Lead status changes and creations (`LeadHistory`).
+    fn poll_leads(
+        &self,
+        cursor: &str,
+        limit: usize,
+    ) -> Result<(Vec<SourceRow>, Option<String>), CrmError> {
+        let after = self.after(cursor)?;
         let lead_id_field = soql_field(&self.lead_id_field).ok_or_else(|| {
             self.http
                 .unexpected("lead_id_field", "not a Salesforce field name")
@@ -299,9 +388,8 @@ impl SalesforceSource {
                 }
             }
         }
-        let (rows, cursor) = history_rows(&self.name, lead_id_field, &records, &first_status)
-            .map_err(|m| self.http.unexpected("query", m))?;
-        Ok(Poll { rows, cursor })
+        history_rows(&self.name, lead_id_field, &records, &first_status)
+            .map_err(|m| self.http.unexpected("query", m))
     }
 }
 
@@ -359,6 +447,67 @@ pub fn history_rows(
         rows.push(SourceRow {
             origin: Origin::new(source, i as u64 + 1),
             fingerprint: Sha256::of(&format!("salesforce LeadHistory {id}")),
+            record: Ok(record),
+            warnings: Vec::new(),
+        });
+    }
+    Ok((rows, last))
+}
+
+/// The rows of `OpportunityHistory` records whose opportunity was
+/// converted from a lead in `leads` (by opportunity ID) that carries
+/// Meta's lead ID: the stage change as that lead's, with its data; other
+/// opportunities are no lead of Meta's and are left out. Returns the cursor
+/// after the last record read. Pure (`fuzz/fuzz_targets/crm_answers.rs`).
+pub fn opportunity_rows(
+    source: &str,
+    lead_id_field: &str,
+    history: &[Value],
+    leads: &HashMap<String, Value>,
+) -> Result<(Vec<SourceRow>, Option<String>), String> {
+    let mut rows = Vec::new();
+    let mut last = None;
+    for r in history {
+        let s = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_string);
+        let id = s(r.get("Id")).unwrap_or_default();
+        let created_at = s(r.get("CreatedDate")).unwrap_or_default();
+        let Some(at_ms) = sf_millis(&created_at) else {
+            return Err(format!(
+                "opportunity history row {id}: no readable CreatedDate"
+            ));
+        };
+        last = Some(format!("{at_ms}:{id}"));
+        let Some(lead) = s(r.get("OpportunityId")).and_then(|o| leads.get(&o)) else {
+            continue;
+        };
+        let field = |k: &str| s(lead.get(k)).filter(|v| !v.trim().is_empty());
+        let Some(meta_lead) = field(lead_id_field) else {
+            continue;
+        };
+        let text = |v: Option<String>| v.map(Scalar::Text);
+        let record = StageChangeRecord {
+            lead_id: Some(Scalar::Text(meta_lead)),
+            crm_id: text(field("Id")),
+            stage: text(s(r.get("StageName"))),
+            changed_at: text(rfc3339(&created_at)),
+            lead_created_at: text(field("CreatedDate").and_then(|t| rfc3339(&t))),
+            email: text(field("Email")),
+            phone: text(field("Phone").or_else(|| field("MobilePhone"))),
+            other_phones: field("Phone")
+                .and(field("MobilePhone"))
+                .into_iter()
+                .collect(),
+            first_name: text(field("FirstName")),
+            last_name: text(field("LastName")),
+            city: text(field("City")),
+            state: text(field("State")),
+            zip: text(field("PostalCode")),
+            country: text(field("Country")),
+            ..StageChangeRecord::default()
+        };
+        rows.push(SourceRow {
+            origin: Origin::new(source, rows.len() as u64 + 1),
+            fingerprint: Sha256::of(&format!("salesforce OpportunityHistory {id}")),
             record: Ok(record),
             warnings: Vec::new(),
         });
