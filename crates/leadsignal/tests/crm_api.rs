@@ -769,3 +769,195 @@ async fn sync_follows_a_converted_lead_into_its_opportunity() {
         "the opportunity's Closed Won, at its time"
     );
 }
+
+/// The Salesforce source killed with SIGKILL after its first committed
+/// poll (polls of 2,000 history rows), then run again: nothing lost,
+/// nothing twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn salesforce_sync_killed_mid_poll_then_rerun_loses_and_repeats_nothing() {
+    use leadsignal_sandbox::crm::{start_salesforce, SalesforceConfig};
+    let sb = sandbox::start(SandboxConfig::single(DATASET, META_TOKEN))
+        .await
+        .unwrap();
+    let mut cfg = SalesforceConfig::new(SF_CLIENT, SF_SECRET);
+    cfg.latency_ms = 300;
+    let sf = start_salesforce(cfg).await.unwrap();
+    let t = now_ms() - 3_600_000;
+    let leads = 5_000;
+    for i in 0..leads {
+        sf.create_lead(
+            t + i,
+            "Open - Not Contacted",
+            &[("Email", &format!("l{i}@example.com"))],
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("leadsignal.toml"),
+        salesforce_config(dir.path(), &sb.url(), &sf.url()),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_leadsignal"))
+        .current_dir(dir.path())
+        .env("SALESFORCE_CLIENT_SECRET", SF_SECRET)
+        .args(["sync"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let outbox = dir.path().join("outbox.db");
+    let t0 = std::time::Instant::now();
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let committed = rusqlite::Connection::open(&outbox)
+            .ok()
+            .and_then(|db| {
+                db.query_row("SELECT count(*) FROM source_cursors", [], |r| {
+                    r.get::<_, i64>(0)
+                })
+                .ok()
+            })
+            .unwrap_or(0);
+        if committed > 0 {
+            child.kill().unwrap(); // SIGKILL
+            break;
+        }
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(120),
+            "no poll committed"
+        );
+    }
+    let _ = child.wait();
+    assert_eq!(sb.stats().requests, 0, "killed before sending");
+    let second = sync_with(dir.path(), ("SALESFORCE_CLIENT_SECRET", SF_SECRET)).await;
+    let read = second["sources"][0]["rows"].as_u64().unwrap();
+    assert!(
+        read < leads as u64,
+        "the committed poll was not read again: {read}"
+    );
+    let stats = sb.stats();
+    assert_eq!(stats.distinct_event_ids, leads as u64, "nothing lost");
+    assert_eq!(stats.duplicate_event_ids, 0, "nothing twice");
+}
+
+/// The issue's whole case in one configuration: HubSpot, Salesforce and
+/// Pipedrive sources, secrets only in the environment; one `sync` delivers
+/// every stage of the three histories once, a second adds nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_sync_with_all_three_crms() {
+    use leadsignal_sandbox::crm::{start_pipedrive, start_salesforce, SalesforceConfig};
+    let sb = sandbox::start(SandboxConfig::single(DATASET, META_TOKEN))
+        .await
+        .unwrap();
+    let hub = start_hubspot(HubspotConfig::new(HUBSPOT_TOKEN))
+        .await
+        .unwrap();
+    let sf = start_salesforce(SalesforceConfig::new(SF_CLIENT, SF_SECRET))
+        .await
+        .unwrap();
+    let pd = start_pipedrive(PD_TOKEN).await.unwrap();
+    let t = now_ms() - 3_600_000;
+    let jane = hub.create(
+        t,
+        &[
+            ("email", "jane@example.com"),
+            ("facebook_lead_id", &JANE.to_string()),
+        ],
+    );
+    hub.set_stage(&jane, "lead", t);
+    hub.set_stage(&jane, "marketingqualifiedlead", t + 60_000);
+    let ann = sf.create_lead(
+        t,
+        "Open - Not Contacted",
+        &[("Meta_Lead_ID__c", &ANN.to_string())],
+    );
+    sf.set_status(&ann, "Working - Contacted", t + 60_000);
+    let deal = pd.create_deal(t / 1000, None, 1, &[(PD_LEAD_FIELD, &CARL.to_string())]);
+    pd.move_stage(deal, 2, t / 1000 + 60);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = format!(
+        r#"[meta]
+dataset_id = "{DATASET}"
+access_token = "env:META_TOKEN_FOR_TEST"
+graph_url = "{}"
+[crm]
+name = "Several CRMs"
+[normalize]
+default_country = "US"
+[store]
+url = "sqlite://{}"
+[funnel]
+stages = [
+  {{ name = "Lead", meta = "LEAD", crm = ["lead", "Open - Not Contacted", "Lead In"] }},
+  {{ name = "Qualified", meta = "MARKETING_QUALIFIED_LEAD", crm = ["marketingqualifiedlead", "Working - Contacted", "Contact Made"] }},
+]
+[[sources]]
+name = "hubspot"
+kind = "hubspot"
+base_url = "{}"
+token = "env:HUBSPOT_TOKEN"
+lead_id_property = "facebook_lead_id"
+[[sources]]
+name = "salesforce"
+kind = "salesforce"
+login_url = "{}"
+client_id = "{SF_CLIENT}"
+client_secret = "env:SALESFORCE_CLIENT_SECRET"
+[[sources]]
+name = "pipedrive"
+kind = "pipedrive"
+base_url = "{}"
+token = "env:PIPEDRIVE_TOKEN"
+lead_id_field = "{PD_LEAD_FIELD}"
+"#,
+        sb.url(),
+        dir.path().join("outbox.db").display(),
+        hub.url(),
+        sf.url(),
+        pd.url()
+    );
+    std::fs::write(dir.path().join("leadsignal.toml"), &cfg).unwrap();
+    for secret in [META_TOKEN, HUBSPOT_TOKEN, SF_SECRET, PD_TOKEN] {
+        assert!(!cfg.contains(secret));
+    }
+    let run = || {
+        let d = dir.path().to_path_buf();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                let out = Command::new(env!("CARGO_BIN_EXE_leadsignal"))
+                    .current_dir(&d)
+                    .env("META_TOKEN_FOR_TEST", META_TOKEN)
+                    .env("HUBSPOT_TOKEN", HUBSPOT_TOKEN)
+                    .env("SALESFORCE_CLIENT_SECRET", SF_SECRET)
+                    .env("PIPEDRIVE_TOKEN", PD_TOKEN)
+                    .args(["sync", "--json"])
+                    .output()
+                    .unwrap();
+                assert!(
+                    out.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                serde_json::from_slice::<Value>(&out.stdout).unwrap()
+            })
+            .await
+            .unwrap()
+        }
+    };
+    let first = run().await;
+    assert_eq!(first["send"]["accepted"], 6, "{first}");
+    let again = run().await;
+    assert_eq!(again["send"]["accepted"], 0, "{again}");
+    let leads = by_lead(&sb);
+    for lead in [JANE, ANN, CARL] {
+        let names: Vec<&str> = leads[&Some(lead)].iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["Lead", "Qualified"], "lead {lead}");
+    }
+    assert_eq!(
+        (
+            sb.stats().distinct_event_ids,
+            sb.stats().duplicate_event_ids
+        ),
+        (6, 0)
+    );
+}

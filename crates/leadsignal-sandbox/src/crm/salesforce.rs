@@ -35,6 +35,8 @@ pub struct SalesforceConfig {
     pub client_secret: String,
     /// Records per query page (Salesforce: 2,000 by default).
     pub page_size: usize,
+    /// Time each query request takes (a distant API).
+    pub latency_ms: u64,
 }
 
 impl SalesforceConfig {
@@ -45,6 +47,7 @@ impl SalesforceConfig {
             client_id: client_id.into(),
             client_secret: client_secret.into(),
             page_size: 2000,
+            latency_ms: 0,
         }
     }
 }
@@ -447,6 +450,15 @@ async fn query(
     Query(params): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
+    let latency = state
+        .lock()
+        .expect("emulator state")
+        .cfg
+        .as_ref()
+        .map_or(0, |c| c.latency_ms);
+    if latency > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(latency)).await;
+    }
     let mut o = state.lock().expect("emulator state");
     if let Some(refused) = admit(&mut o, &headers) {
         return refused;
