@@ -961,3 +961,102 @@ lead_id_field = "{PD_LEAD_FIELD}"
         (6, 0)
     );
 }
+
+/// The Pipedrive source killed with SIGKILL after its first committed poll
+/// (2,500 deals of five stage changes each: two polls), then run again:
+/// nothing lost, nothing twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipedrive_sync_killed_mid_poll_then_rerun_loses_and_repeats_nothing() {
+    use leadsignal_sandbox::crm::start_pipedrive;
+    let sb = sandbox::start(SandboxConfig::single(DATASET, META_TOKEN))
+        .await
+        .unwrap();
+    let pd = start_pipedrive(PD_TOKEN).await.unwrap();
+    pd.set_latency_ms(1);
+    let t = now_ms() / 1000 - 3 * 3600;
+    let deals = 2_500;
+    for i in 0..deals {
+        let d = pd.create_deal(
+            t + i,
+            None,
+            1,
+            &[(PD_LEAD_FIELD, &(CARL + 10 + i as u64).to_string())],
+        );
+        for (k, stage) in [2u64, 3, 4, 5].into_iter().enumerate() {
+            pd.move_stage(d, stage, t + i + 60 * (k as i64 + 1));
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = format!(
+        r#"[meta]
+dataset_id = "{DATASET}"
+access_token = "{META_TOKEN}"
+graph_url = "{}"
+[crm]
+name = "Pipedrive"
+[normalize]
+default_country = "US"
+[store]
+url = "sqlite://{}"
+[funnel]
+stages = [
+  {{ name = "Lead In", meta = "LEAD", crm = ["Lead In"] }},
+  {{ name = "Contact Made", meta = "MARKETING_QUALIFIED_LEAD", crm = ["Contact Made"] }},
+  {{ name = "Demo Scheduled", meta = "SALES_OPPORTUNITY", crm = ["Demo Scheduled"] }},
+  {{ name = "Proposal Made", meta = "SALES_OPPORTUNITY", crm = ["Proposal Made"] }},
+  {{ name = "Negotiations Started", meta = "SALES_OPPORTUNITY", crm = ["Negotiations Started"] }},
+]
+[[sources]]
+name = "pipedrive"
+kind = "pipedrive"
+base_url = "{}"
+token = "env:PIPEDRIVE_TOKEN"
+lead_id_field = "{PD_LEAD_FIELD}"
+"#,
+        sb.url(),
+        dir.path().join("outbox.db").display(),
+        pd.url()
+    );
+    std::fs::write(dir.path().join("leadsignal.toml"), cfg).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_leadsignal"))
+        .current_dir(dir.path())
+        .env("PIPEDRIVE_TOKEN", PD_TOKEN)
+        .args(["sync"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let outbox = dir.path().join("outbox.db");
+    let t0 = std::time::Instant::now();
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let committed = rusqlite::Connection::open(&outbox)
+            .ok()
+            .and_then(|db| {
+                db.query_row("SELECT count(*) FROM source_cursors", [], |r| {
+                    r.get::<_, i64>(0)
+                })
+                .ok()
+            })
+            .unwrap_or(0);
+        if committed > 0 {
+            child.kill().unwrap(); // SIGKILL
+            break;
+        }
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(120),
+            "no poll committed"
+        );
+    }
+    let _ = child.wait();
+    assert_eq!(sb.stats().requests, 0, "killed before sending");
+    let second = sync_with(dir.path(), ("PIPEDRIVE_TOKEN", PD_TOKEN)).await;
+    let read = second["sources"][0]["rows"].as_u64().unwrap();
+    assert!(
+        read < 5 * deals as u64,
+        "the committed poll was not read again: {read}"
+    );
+    let stats = sb.stats();
+    assert_eq!(stats.distinct_event_ids, 5 * deals as u64, "nothing lost");
+    assert_eq!(stats.duplicate_event_ids, 0, "nothing twice");
+}

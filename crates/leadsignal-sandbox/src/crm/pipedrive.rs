@@ -49,6 +49,7 @@ struct Company {
     requests: u64,
     rate_limit_every: u64,
     refused: u64,
+    latency_ms: u64,
 }
 
 /// The running emulator.
@@ -160,6 +161,11 @@ impl PipedriveHandle {
         self.with(|c| c.rate_limit_every = n);
     }
 
+    /// Time each request takes (a distant API).
+    pub fn set_latency_ms(&self, ms: u64) {
+        self.with(|c| c.latency_ms = ms);
+    }
+
     /// Requests answered, and how many were refused with 429.
     pub fn requests(&self) -> (u64, u64) {
         self.with(|c| (c.requests, c.refused))
@@ -198,6 +204,14 @@ pub async fn start_pipedrive(token: &str) -> std::io::Result<PipedriveHandle> {
 type Shared = Arc<Mutex<Company>>;
 type Params = HashMap<String, String>;
 
+/// Waits the configured latency (before taking the state's lock).
+async fn pause(s: &Shared) {
+    let ms = s.lock().expect("emulator state").latency_ms;
+    if ms > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+    }
+}
+
 /// Token and rate limit checks.
 fn admit(c: &mut Company, headers: &HeaderMap, q: &Params) -> Option<Response> {
     c.requests += 1;
@@ -234,6 +248,7 @@ fn admit(c: &mut Company, headers: &HeaderMap, q: &Params) -> Option<Response> {
 }
 
 async fn stages(State(s): State<Shared>, headers: HeaderMap, Query(q): Query<Params>) -> Response {
+    pause(&s).await;
     let mut c = s.lock().expect("emulator state");
     if let Some(r) = admit(&mut c, &headers, &q) {
         return r;
@@ -248,6 +263,7 @@ async fn stages(State(s): State<Shared>, headers: HeaderMap, Query(q): Query<Par
 }
 
 async fn deals(State(s): State<Shared>, headers: HeaderMap, Query(q): Query<Params>) -> Response {
+    pause(&s).await;
     let mut c = s.lock().expect("emulator state");
     if let Some(r) = admit(&mut c, &headers, &q) {
         return r;
@@ -306,6 +322,7 @@ async fn person(
     headers: HeaderMap,
     Query(q): Query<Params>,
 ) -> Response {
+    pause(&s).await;
     let mut c = s.lock().expect("emulator state");
     if let Some(r) = admit(&mut c, &headers, &q) {
         return r;
@@ -326,6 +343,7 @@ async fn flow(
     headers: HeaderMap,
     Query(q): Query<Params>,
 ) -> Response {
+    pause(&s).await;
     let mut c = s.lock().expect("emulator state");
     if let Some(r) = admit(&mut c, &headers, &q) {
         return r;
