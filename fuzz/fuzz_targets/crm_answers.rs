@@ -15,7 +15,8 @@ fuzz_target!(|data: &[u8]| {
     let Ok(v) = serde_json::from_slice::<Value>(data) else { return };
     let mut rows: Vec<SourceRow> = Vec::new();
     let props = v.get("properties").unwrap_or(&v);
-    hubspot::contact_rows("hubspot", Some("facebook_lead_id"), "51", props, &mut rows);
+    let labels: HashMap<String, String> = [("lead".to_string(), "Lead".to_string())].into();
+    hubspot::contact_rows("hubspot", Some("facebook_lead_id"), &labels, "51", props, &mut rows);
     let stages = [("appointmentscheduled".to_string(), "Appointment Scheduled".to_string()), ("closedwon".to_string(), "Closed Won".to_string())];
     let contact = v.get("contact").unwrap_or(&Value::Null);
     hubspot::deal_rows("hubspot", Some("facebook_lead_id"), "9001", props, contact, &stages, &mut rows);

@@ -79,7 +79,7 @@ async fn first_poll_then_only_what_changed_in_order() {
         changes(&p),
         [(
             jane.clone(),
-            "lead".into(),
+            "Lead".into(),
             "2026-11-20T17:01:00.000Z".into()
         )]
     );
@@ -112,12 +112,12 @@ async fn first_poll_then_only_what_changed_in_order() {
     assert_eq!(
         stages,
         [
-            ("lead".into(), "2026-11-20T17:01:00.000Z".into()),
-            ("marketingqualifiedlead".into(), "2026-11-20T17:10:00.000Z".into()),
-            ("salesqualifiedlead".into(), "2026-11-20T17:20:00.000Z".into()),
-            ("opportunity".into(), "2026-11-20T17:30:00.000Z".into()),
+            ("Lead".into(), "2026-11-20T17:01:00.000Z".into()),
+            ("Marketing Qualified Lead".into(), "2026-11-20T17:10:00.000Z".into()),
+            ("Sales Qualified Lead".into(), "2026-11-20T17:20:00.000Z".into()),
+            ("Opportunity".into(), "2026-11-20T17:30:00.000Z".into()),
         ],
-        "every stage the contact has a date for, in funnel order (the store adds only the new ones)"
+        "every stage the contact has a date for, in funnel order, by the account's labels (the store adds only the new ones)"
     );
     assert_eq!(p.cursor.unwrap(), format!("{}:{jane}", T0 + 30 * MIN));
 }

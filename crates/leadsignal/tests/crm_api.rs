@@ -38,12 +38,12 @@ default_country = "US"
 url = "sqlite://{}"
 [funnel]
 stages = [
-  {{ name = "Lead", meta = "LEAD", crm = ["subscriber", "lead"] }},
-  {{ name = "Marketing Qualified Lead", meta = "MARKETING_QUALIFIED_LEAD", crm = ["marketingqualifiedlead"] }},
-  {{ name = "Sales Qualified Lead", meta = "SALES_OPPORTUNITY", crm = ["salesqualifiedlead"] }},
-  {{ name = "Opportunity", meta = "SALES_OPPORTUNITY", crm = ["opportunity"] }},
-  {{ name = "Customer", meta = "CONVERTED", crm = ["customer"] }},
-  {{ name = "Other", meta = "NOT_ASSIGNED", crm = ["other"], terminal = true }},
+  {{ name = "Lead", meta = "LEAD", crm = ["Subscriber", "Lead"] }},
+  {{ name = "Marketing Qualified Lead", meta = "MARKETING_QUALIFIED_LEAD", crm = ["Marketing Qualified Lead"] }},
+  {{ name = "Sales Qualified Lead", meta = "SALES_OPPORTUNITY", crm = ["Sales Qualified Lead"] }},
+  {{ name = "Opportunity", meta = "SALES_OPPORTUNITY", crm = ["Opportunity"] }},
+  {{ name = "Customer", meta = "CONVERTED", crm = ["Customer"] }},
+  {{ name = "Other", meta = "NOT_ASSIGNED", crm = ["Other"], terminal = true }},
 ]
 [[sources]]
 name = "hubspot"
@@ -601,7 +601,7 @@ flush_interval_ms = 100
 unknown_stage = "not_assigned"
 stages = [
   {{ name = "Lead", meta = "LEAD", crm = ["lead", "Open - Not Contacted", "Lead In"] }},
-  {{ name = "Qualified", meta = "MARKETING_QUALIFIED_LEAD", crm = ["marketingqualifiedlead", "Working - Contacted", "Contact Made"] }},
+  {{ name = "Qualified", meta = "MARKETING_QUALIFIED_LEAD", crm = ["Marketing Qualified Lead", "Working - Contacted", "Contact Made"] }},
 ]
 [[sources]]
 name = "hubspot"
@@ -889,7 +889,7 @@ url = "sqlite://{}"
 [funnel]
 stages = [
   {{ name = "Lead", meta = "LEAD", crm = ["lead", "Open - Not Contacted", "Lead In"] }},
-  {{ name = "Qualified", meta = "MARKETING_QUALIFIED_LEAD", crm = ["marketingqualifiedlead", "Working - Contacted", "Contact Made"] }},
+  {{ name = "Qualified", meta = "MARKETING_QUALIFIED_LEAD", crm = ["Marketing Qualified Lead", "Working - Contacted", "Contact Made"] }},
 ]
 [[sources]]
 name = "hubspot"

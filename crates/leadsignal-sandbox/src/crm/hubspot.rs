@@ -232,6 +232,10 @@ pub async fn start_hubspot(cfg: HubspotConfig) -> std::io::Result<HubspotHandle>
         .route("/crm/v3/objects/{object}/search", post(search))
         .route("/crm/v3/pipelines/deals", axum::routing::get(pipelines))
         .route(
+            "/crm/v3/properties/contacts/lifecyclestage",
+            axum::routing::get(lifecycle_property),
+        )
+        .route(
             "/crm/v4/associations/deals/contacts/batch/read",
             post(associations),
         )
@@ -298,6 +302,35 @@ async fn pipelines(State(state): State<Arc<Mutex<Hub>>>, headers: HeaderMap) -> 
         })
         .collect();
     Json(json!({"results": [{"id": "default", "label": "Sales Pipeline", "displayOrder": 0, "archived": false, "stages": stages}]})).into_response()
+}
+
+/// The lifecycle stages HubSpot creates: (internal name, label).
+pub const LIFECYCLE_STAGES: [(&str, &str); 8] = [
+    ("subscriber", "Subscriber"),
+    ("lead", "Lead"),
+    ("marketingqualifiedlead", "Marketing Qualified Lead"),
+    ("salesqualifiedlead", "Sales Qualified Lead"),
+    ("opportunity", "Opportunity"),
+    ("customer", "Customer"),
+    ("evangelist", "Evangelist"),
+    ("other", "Other"),
+];
+
+async fn lifecycle_property(State(state): State<Arc<Mutex<Hub>>>, headers: HeaderMap) -> Response {
+    let h = state.lock().expect("emulator state");
+    if !authorized(&h, &headers) {
+        return unauthorized();
+    }
+    let options: Vec<Value> = LIFECYCLE_STAGES
+        .iter()
+        .enumerate()
+        .map(|(i, (value, label))| json!({"label": label, "value": value, "displayOrder": i, "hidden": false}))
+        .collect();
+    Json(json!({
+        "name": "lifecyclestage", "label": "Lifecycle Stage", "type": "enumeration",
+        "fieldType": "radio", "groupName": "contactinformation", "options": options,
+    }))
+    .into_response()
 }
 
 async fn associations(

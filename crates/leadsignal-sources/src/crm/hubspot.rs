@@ -2,9 +2,10 @@
 //! the cursor (`POST /crm/v3/objects/contacts/search` on
 //! `lastmodifieddate`, ascending, 100 a page), and for each, one stage
 //! change per lifecycle stage it has a date for
-//! (`hs_lifecyclestage_<stage>_date`): HubSpot keeps the date each stage was
-//! reached, so stages reached between two polls are all read, each at its
-//! own time. Deals (`object = "deals"`): the same search on
+//! (`hs_lifecyclestage_<stage>_date`), named by the account's label
+//! (`GET /crm/v3/properties/contacts/lifecyclestage`): HubSpot keeps the
+//! date each stage was reached, so stages reached between two polls are all
+//! read, each at its own time. Deals (`object = "deals"`): the same search on
 //! `hs_lastmodifieddate`, one stage change per pipeline stage entered
 //! (`hs_date_entered_<stageId>`, named by `GET /crm/v3/pipelines/deals`),
 //! with the first associated contact's data (`POST
@@ -159,25 +160,29 @@ impl HubspotSource {
     /// the IDs already read at it (see the module documentation).
     pub fn poll(&self, cursor: &str, limit: usize) -> Result<Poll, CrmError> {
         match self.object {
-            HubspotObject::Contacts => self.search(
-                "contacts",
-                "lastmodifieddate",
-                self.properties(),
-                cursor,
-                limit,
-                |page, rows| {
-                    for (id, props) in page {
-                        contact_rows(
-                            &self.name,
-                            self.lead_id_property.as_deref(),
-                            id,
-                            props,
-                            rows,
-                        );
-                    }
-                    Ok(())
-                },
-            ),
+            HubspotObject::Contacts => {
+                let labels = self.lifecycle_labels()?;
+                self.search(
+                    "contacts",
+                    "lastmodifieddate",
+                    self.properties(),
+                    cursor,
+                    limit,
+                    |page, rows| {
+                        for (id, props) in page {
+                            contact_rows(
+                                &self.name,
+                                self.lead_id_property.as_deref(),
+                                &labels,
+                                id,
+                                props,
+                                rows,
+                            );
+                        }
+                        Ok(())
+                    },
+                )
+            }
             HubspotObject::Deals => {
                 let stages = self.deal_stages()?;
                 let mut props: Vec<String> = [
@@ -237,6 +242,37 @@ impl HubspotSource {
             )),
             _ => Err(self.http.refused(what, &a)),
         }
+    }
+
+    /// The account's labels of the lifecycle stages (internal name →
+    /// label), from the `lifecyclestage` property's options.
+    fn lifecycle_labels(&self) -> Result<HashMap<String, String>, CrmError> {
+        let what = "GET /crm/v3/properties/contacts/lifecyclestage";
+        let url = format!(
+            "{}/crm/v3/properties/contacts/lifecyclestage",
+            self.base_url
+        );
+        let auth = format!("Bearer {}", self.token);
+        let a = self.http.send(what, |agent| {
+            agent.get(&url).header("Authorization", &auth).call()
+        })?;
+        match a.status {
+            200 => {}
+            401 | 403 => {
+                return Err(self.http.auth(
+                    &a,
+                    "check the private app's access token (`token`) and its scope crm.objects.contacts.read",
+                ))
+            }
+            _ => return Err(self.http.refused(what, &a)),
+        }
+        Ok(a.body
+            .get("options")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|o| Some((text(o.get("value"))?, text(o.get("label"))?)))
+            .collect())
     }
 
     /// Every deal pipeline's stages, in order: (ID, label).
@@ -424,11 +460,13 @@ impl HubspotSource {
 }
 
 /// One row per lifecycle stage a contact (its ID and the search result's
-/// `properties`) has a date for, from source `source`. Pure: what a search
+/// `properties`) has a date for, from source `source`, named by the
+/// account's label of the stage (`labels`; the internal name without one). Pure: what a search
 /// answer becomes (`fuzz/fuzz_targets/crm_answers.rs`).
 pub fn contact_rows(
     source: &str,
     lead_id_property: Option<&str>,
+    labels: &HashMap<String, String>,
     id: &str,
     props: &Value,
     rows: &mut Vec<SourceRow>,
@@ -455,7 +493,8 @@ pub fn contact_rows(
             continue;
         };
         let mut record = base.clone();
-        record.stage = Some(Scalar::Text(stage.to_string()));
+        let label = labels.get(*stage).map_or(*stage, String::as_str);
+        record.stage = Some(Scalar::Text(label.to_string()));
         record.changed_at = Some(Scalar::Text(at.clone()));
         rows.push(SourceRow {
             origin: Origin::new(source, 0),
