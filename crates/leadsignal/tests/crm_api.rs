@@ -960,6 +960,28 @@ lead_id_field = "{PD_LEAD_FIELD}"
         ),
         (6, 0)
     );
+    // What Meta received for Jane: her lead ID as an integer, her e-mail
+    // hashed as Meta's rules ask, the CRM event's fields.
+    let recent: Value = reqwest::get(format!("{}/sandbox/events?limit=50", sb.url()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let jane_events: Vec<&Value> = recent["recent_full"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["user_data"]["lead_id"].as_u64() == Some(JANE))
+        .collect();
+    assert_eq!(jane_events.len(), 2, "{recent}");
+    let em = leadsignal_core::Sha256::of("jane@example.com").to_string();
+    for e in jane_events {
+        assert_eq!(e["user_data"]["em"][0].as_str(), Some(em.as_str()), "{e}");
+        assert_eq!(e["action_source"], "system_generated");
+        assert_eq!(e["custom_data"]["event_source"], "crm");
+        assert_eq!(e["custom_data"]["lead_event_source"], "Several CRMs");
+    }
 }
 
 /// The Pipedrive source killed with SIGKILL after its first committed poll
