@@ -141,6 +141,25 @@ pub trait Enqueue {
         error: Option<&str>,
         now: i64,
     ) -> Result<(), StoreError>;
+
+    /// The dataset ID dataset `name` is bound to: `dataset_id` (bound at
+    /// `now`) on first use, else the one bound before, which the caller
+    /// compares (Meta restarts learning on a new dataset).
+    fn bind_dataset(
+        &mut self,
+        name: &str,
+        dataset_id: &str,
+        now: i64,
+    ) -> Result<DatasetBinding, StoreError>;
+
+    /// Binds `name` to `dataset_id` deliberately, keeping the previous ID
+    /// and the time; returns the binding before (if any).
+    fn rebind_dataset(
+        &mut self,
+        name: &str,
+        dataset_id: &str,
+        now: i64,
+    ) -> Result<Option<DatasetBinding>, StoreError>;
 }
 
 /// What the sender uses: claim due entries, settle them with Meta's

@@ -380,6 +380,20 @@ impl Status {
     }
 }
 
+/// The dataset ID a configured dataset name is bound to
+/// (`Enqueue::bind_dataset`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DatasetBinding {
+    /// The dataset's name in the configuration (`default` for `[meta]`'s).
+    pub name: String,
+    /// The dataset (pixel) ID it is bound to.
+    pub dataset_id: String,
+    /// Since when (Unix seconds).
+    pub bound_at: i64,
+    /// The ID before the last deliberate rebind, and when it happened.
+    pub previous: Option<(String, i64)>,
+}
+
 /// A polled source's last poll (`Enqueue::record_poll`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SourceHealth {

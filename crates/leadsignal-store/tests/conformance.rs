@@ -47,6 +47,7 @@ conformance!(
     delivery_outcomes_are_recorded,
     source_cursor_moves_with_its_rows,
     source_polls_are_reported,
+    datasets_stay_bound_to_their_first_id,
     datasets_are_isolated,
     works_inside_an_async_runtime,
 );
@@ -839,6 +840,56 @@ fn delivery_outcomes_are_recorded(b: &dyn Backend) {
     assert_eq!(s.status(NOW).unwrap().paused.len(), 1);
     s.set_paused(ds, None, NOW + 5).unwrap();
     assert_eq!(s.paused(ds).unwrap(), None);
+}
+
+/// A dataset name keeps the dataset ID it was first used with; another ID
+/// does not replace it; a deliberate rebind does, keeping the previous one.
+fn datasets_stay_bound_to_their_first_id(b: &dyn Backend) {
+    let mut s = b.open();
+    let first = s
+        .bind_dataset("default", "2780431635496611", NOW - 100)
+        .unwrap();
+    assert_eq!(
+        (
+            first.dataset_id.as_str(),
+            first.bound_at,
+            first.previous.clone()
+        ),
+        ("2780431635496611", NOW - 100, None)
+    );
+    let again = b
+        .open()
+        .bind_dataset("default", "999000111222333", NOW)
+        .unwrap();
+    assert_eq!(
+        (again.dataset_id.as_str(), again.bound_at),
+        ("2780431635496611", NOW - 100),
+        "not replaced"
+    );
+    let before = s
+        .rebind_dataset("default", "999000111222333", NOW + 10)
+        .unwrap();
+    assert_eq!(
+        before.map(|b| b.dataset_id),
+        Some("2780431635496611".to_string())
+    );
+    let now_bound = b
+        .open()
+        .bind_dataset("default", "999000111222333", NOW + 20)
+        .unwrap();
+    assert_eq!(now_bound.dataset_id, "999000111222333");
+    assert_eq!(
+        now_bound.previous,
+        Some(("2780431635496611".to_string(), NOW + 10))
+    );
+    // Another name is bound on its own; a rebind of an unknown name binds it.
+    assert_eq!(
+        s.bind_dataset("eu", "111222333444555", NOW)
+            .unwrap()
+            .dataset_id,
+        "111222333444555"
+    );
+    assert_eq!(s.rebind_dataset("new", "123", NOW).unwrap(), None);
 }
 
 /// The last poll of each source is in `status`: a failure with its message

@@ -5,6 +5,7 @@ mod bench;
 mod clock;
 mod cmd;
 mod config;
+mod lock;
 mod polling;
 mod report;
 mod secret;
@@ -68,6 +69,8 @@ enum Command {
     Sync(cmd::sync::Args),
     /// Show what the outbox holds.
     Status(cmd::status::Args),
+    /// The dataset lock: move a dataset name to another dataset ID on purpose.
+    Dataset(cmd::dataset::Args),
     /// Run always-on: HTTP ingest, Lead Ads webhook, continuous delivery,
     /// metrics and a dashboard.
     Serve(cmd::serve::Args),
@@ -90,6 +93,7 @@ fn main() -> ExitCode {
         Command::Sandbox(a) => cmd::sandbox::run(*a),
         Command::Sync(a) => cmd::sync::run(cli.config.as_deref(), a),
         Command::Status(a) => cmd::status::run(cli.config.as_deref(), a),
+        Command::Dataset(a) => cmd::dataset::run(cli.config.as_deref(), a),
         Command::Demo(a) => cmd::demo::run(a),
         Command::Bench(a) => bench::run(a),
     };

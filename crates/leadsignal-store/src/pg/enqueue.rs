@@ -347,6 +347,48 @@ impl Enqueue for PgOutbox {
         )
     }
 
+    fn bind_dataset(
+        &mut self,
+        name: &str,
+        dataset_id: &str,
+        now: i64,
+    ) -> Result<DatasetBinding, StoreError> {
+        self.exec(
+            "INSERT INTO dataset_bindings (name, dataset_id, bound_at) VALUES ($1, $2, $3)
+             ON CONFLICT (name) DO NOTHING",
+            &[&name, &dataset_id, &now],
+        )?;
+        let name = name.to_string();
+        self.db(move |c| pg_binding(c, &name).map(|b| b.expect("just inserted or there")))
+    }
+
+    fn rebind_dataset(
+        &mut self,
+        name: &str,
+        dataset_id: &str,
+        now: i64,
+    ) -> Result<Option<DatasetBinding>, StoreError> {
+        let (name, dataset_id) = (name.to_string(), dataset_id.to_string());
+        self.tx(move |tx| {
+            let before = tx
+                .query_opt(
+                    "SELECT dataset_id, bound_at, previous_id, rebound_at FROM dataset_bindings WHERE name = $1 FOR UPDATE",
+                    &[&name],
+                )?
+                .map(|r| binding_row(&name, &r));
+            let previous = before.as_ref().map(|b| b.dataset_id.clone());
+            let rebound_at = previous.as_ref().map(|_| now);
+            tx.execute(
+                "INSERT INTO dataset_bindings (name, dataset_id, bound_at, previous_id, rebound_at)
+                 VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (name) DO UPDATE SET dataset_id = excluded.dataset_id, bound_at = excluded.bound_at,
+                    previous_id = excluded.previous_id, rebound_at = excluded.rebound_at",
+                &[&name, &dataset_id, &now, &previous, &rebound_at],
+            )?;
+            Ok(before)
+        })
+    }
+
     fn refresh(&mut self, batch: &[Incoming], dataset_id: &str) -> Result<u64, StoreError> {
         self.tx(|tx| {
             let stmt = tx.prepare(
@@ -378,4 +420,24 @@ impl Enqueue for PgOutbox {
             Ok(n)
         })
     }
+}
+
+fn binding_row(name: &str, r: &postgres::Row) -> DatasetBinding {
+    let previous: Option<String> = r.get(2);
+    let rebound: Option<i64> = r.get(3);
+    DatasetBinding {
+        name: name.to_string(),
+        dataset_id: r.get(0),
+        bound_at: r.get(1),
+        previous: previous.zip(rebound),
+    }
+}
+
+fn pg_binding(c: &mut postgres::Client, name: &str) -> Result<Option<DatasetBinding>, StoreError> {
+    Ok(c
+        .query_opt(
+            "SELECT dataset_id, bound_at, previous_id, rebound_at FROM dataset_bindings WHERE name = $1",
+            &[&name],
+        )?
+        .map(|r| binding_row(name, &r)))
 }

@@ -8,6 +8,24 @@ use crate::recover::{self, IndexKey};
 use crate::{Enqueue, StoreError};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
+/// The binding of dataset name `name`, if any.
+fn binding_of(c: &rusqlite::Connection, name: &str) -> Result<Option<DatasetBinding>, StoreError> {
+    Ok(c.prepare_cached(
+        "SELECT dataset_id, bound_at, previous_id, rebound_at FROM dataset_bindings WHERE name = ?1",
+    )?
+    .query_row([name], |r| {
+        let previous: Option<String> = r.get(2)?;
+        let rebound: Option<i64> = r.get(3)?;
+        Ok(DatasetBinding {
+            name: name.to_string(),
+            dataset_id: r.get(0)?,
+            bound_at: r.get(1)?,
+            previous: previous.zip(rebound),
+        })
+    })
+    .optional()?)
+}
+
 /// A source's last poll (`?3`: its error, NULL when it worked).
 const RECORD_POLL: &str = "INSERT INTO source_health (source, polled_at, ok_at, error, error_at)
      VALUES (?1, ?2, CASE WHEN ?3 IS NULL THEN ?2 END, ?3, CASE WHEN ?3 IS NULL THEN NULL ELSE ?2 END)
@@ -389,6 +407,40 @@ impl Enqueue for SqliteOutbox {
             .prepare_cached(RECORD_POLL)?
             .execute(params![source, now, error])?;
         Ok(())
+    }
+
+    fn bind_dataset(
+        &mut self,
+        name: &str,
+        dataset_id: &str,
+        now: i64,
+    ) -> Result<DatasetBinding, StoreError> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO dataset_bindings (name, dataset_id, bound_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (name) DO NOTHING",
+            )?
+            .execute(params![name, dataset_id, now])?;
+        Ok(binding_of(&self.conn, name)?.expect("just inserted or there"))
+    }
+
+    fn rebind_dataset(
+        &mut self,
+        name: &str,
+        dataset_id: &str,
+        now: i64,
+    ) -> Result<Option<DatasetBinding>, StoreError> {
+        let tx = self.conn.transaction()?;
+        let before = binding_of(&tx, name)?;
+        tx.execute(
+            "INSERT INTO dataset_bindings (name, dataset_id, bound_at, previous_id, rebound_at)
+             VALUES (?1, ?2, ?3, ?4, CASE WHEN ?4 IS NULL THEN NULL ELSE ?3 END)
+             ON CONFLICT (name) DO UPDATE SET dataset_id = excluded.dataset_id, bound_at = excluded.bound_at,
+                previous_id = excluded.previous_id, rebound_at = excluded.rebound_at",
+            params![name, dataset_id, now, before.as_ref().map(|b| b.dataset_id.clone())],
+        )?;
+        tx.commit()?;
+        Ok(before)
     }
 
     fn refresh(&mut self, batch: &[Incoming], dataset_id: &str) -> Result<u64, StoreError> {

@@ -48,6 +48,14 @@ pub(crate) fn run(config: Option<&Path>, a: Args) -> anyhow::Result<ExitCode> {
     let mapping = cfg.mapping(a.preset.as_deref())?;
     let mut store = leadsignal_store::open(&cfg.store.url)?;
     let now = crate::clock::now_or(a.now);
+    crate::lock::check(
+        a.dataset
+            .as_deref()
+            .unwrap_or(crate::config::DEFAULT_DATASET),
+        cfg.meta.dataset_id.as_deref(),
+        &mut *store,
+        crate::clock::unix_now(),
+    )?;
     let style = if a.json { Style::Json } else { Style::Text };
 
     let mut rejects = match &a.rejects {

@@ -1,5 +1,6 @@
 //! One module per command.
 
+pub(crate) mod dataset;
 pub(crate) mod demo;
 pub(crate) mod hash;
 pub(crate) mod import;

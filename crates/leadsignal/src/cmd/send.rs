@@ -54,7 +54,13 @@ pub(crate) fn run(config: Option<&Path>, a: Args) -> anyhow::Result<ExitCode> {
     for (name, c) in &targets {
         let sc = sender_config(c, &a).with_context(|| format!("dataset {name}"))?;
         let client = c.graph_client()?;
-        let store = leadsignal_store::open_existing(&c.store.url)?;
+        let mut store = leadsignal_store::open_existing(&c.store.url)?;
+        crate::lock::check(
+            name,
+            c.meta.dataset_id.as_deref(),
+            &mut *store,
+            crate::clock::unix_now(),
+        )?;
         jobs.push((name.clone(), sc, client, store));
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()

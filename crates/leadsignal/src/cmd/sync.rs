@@ -67,6 +67,7 @@ pub(crate) fn run(config: Option<&Path>, a: Args) -> anyhow::Result<ExitCode> {
     let sc = cfg.sender_config()?;
     let client = cfg.graph_client()?;
     let mut store = leadsignal_store::open(&cfg.store.url)?;
+    crate::lock::check_all(&cfg, &mut *store, crate::clock::unix_now())?;
     let now = crate::clock::now_or(None);
     let imported = leadsignal_intake::import_files(
         &files,

@@ -189,7 +189,8 @@ pub(crate) async fn start(cfg: Config, listen: &str) -> anyhow::Result<Server> {
             targets.push((name, Arc::new(pc), c.funnel.missing_stages));
         }
     }
-    let writer_store = leadsignal_store::open(&cfg.store.url)?;
+    let mut writer_store = leadsignal_store::open(&cfg.store.url)?;
+    crate::lock::check_all(&cfg, &mut *writer_store, unix_now())?;
     let reader = leadsignal_store::open(&cfg.store.url)?;
     let (writer, writer_thread) = Writer::start(
         writer_store,
