@@ -201,6 +201,21 @@ impl Http {
     }
 }
 
+/// Percent-encoding of a value for a URL's path or query: only unreserved
+/// characters pass.
+pub(crate) fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() * 3 / 2);
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
 /// The human part of a CRM's error body: HubSpot's and Pipedrive's
 /// `message`/`error`, Salesforce's `[{"message", "errorCode"}]`.
 fn message_of(body: &Value) -> String {

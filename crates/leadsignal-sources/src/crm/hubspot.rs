@@ -244,29 +244,32 @@ impl HubspotSource {
         }
     }
 
-    /// The account's labels of the lifecycle stages (internal name →
-    /// label), from the `lifecyclestage` property's options.
-    fn lifecycle_labels(&self) -> Result<HashMap<String, String>, CrmError> {
-        let what = "GET /crm/v3/properties/contacts/lifecyclestage";
-        let url = format!(
-            "{}/crm/v3/properties/contacts/lifecyclestage",
-            self.base_url
-        );
+    /// A `GET` of `path` as JSON; `scope` names what the token needs.
+    fn get(&self, what: &str, path: &str, scope: &str) -> Result<Value, CrmError> {
+        let url = format!("{}{path}", self.base_url);
         let auth = format!("Bearer {}", self.token);
         let a = self.http.send(what, |agent| {
             agent.get(&url).header("Authorization", &auth).call()
         })?;
         match a.status {
-            200 => {}
-            401 | 403 => {
-                return Err(self.http.auth(
-                    &a,
-                    "check the private app's access token (`token`) and its scope crm.objects.contacts.read",
-                ))
-            }
-            _ => return Err(self.http.refused(what, &a)),
+            200 => Ok(a.body),
+            401 | 403 => Err(self.http.auth(
+                &a,
+                &format!("check the private app's access token (`token`) and its scope {scope}"),
+            )),
+            _ => Err(self.http.refused(what, &a)),
         }
-        Ok(a.body
+    }
+
+    /// The account's labels of the lifecycle stages (internal name →
+    /// label), from the `lifecyclestage` property's options.
+    fn lifecycle_labels(&self) -> Result<HashMap<String, String>, CrmError> {
+        let body = self.get(
+            "GET /crm/v3/properties/contacts/lifecyclestage",
+            "/crm/v3/properties/contacts/lifecyclestage",
+            "crm.objects.contacts.read",
+        )?;
+        Ok(body
             .get("options")
             .and_then(Value::as_array)
             .into_iter()
@@ -277,25 +280,13 @@ impl HubspotSource {
 
     /// Every deal pipeline's stages, in order: (ID, label).
     fn deal_stages(&self) -> Result<Vec<(String, String)>, CrmError> {
-        let what = "GET /crm/v3/pipelines/deals";
-        let url = format!("{}/crm/v3/pipelines/deals", self.base_url);
-        let auth = format!("Bearer {}", self.token);
-        let a = self.http.send(what, |agent| {
-            agent.get(&url).header("Authorization", &auth).call()
-        })?;
-        match a.status {
-            200 => {}
-            401 | 403 => {
-                return Err(self.http.auth(
-                    &a,
-                    "check the private app's access token (`token`) and its scope crm.objects.deals.read",
-                ))
-            }
-            _ => return Err(self.http.refused(what, &a)),
-        }
+        let body = self.get(
+            "GET /crm/v3/pipelines/deals",
+            "/crm/v3/pipelines/deals",
+            "crm.objects.deals.read",
+        )?;
         let mut out = Vec::new();
-        for p in a
-            .body
+        for p in body
             .get("results")
             .and_then(Value::as_array)
             .into_iter()

@@ -11,7 +11,7 @@
 //! of the deals read at that second, as for HubSpot: `updated_since` is
 //! inclusive, and those are skipped.
 
-use super::http::{CrmError, Http};
+use super::http::{percent_encode, CrmError, Http};
 use crate::sql::Poll;
 use crate::SourceRow;
 use leadsignal_core::{Origin, Scalar, Sha256, StageChangeRecord};
@@ -131,7 +131,7 @@ impl PipedriveSource {
                 rfc3339(since).replace(':', "%3A").replace('+', "%2B")
             );
             if let Some(c) = &page_cursor {
-                path.push_str(&format!("&cursor={}", url_safe(c)));
+                path.push_str(&format!("&cursor={}", percent_encode(c)));
             }
             let what = "GET /api/v2/deals";
             let body = self.get(what, &path)?;
@@ -214,7 +214,7 @@ impl PipedriveSource {
             Some(p) => self
                 .get(
                     "GET /api/v2/persons/{id}",
-                    &format!("/api/v2/persons/{}", url_safe(&p)),
+                    &format!("/api/v2/persons/{}", percent_encode(&p)),
                 )?
                 .get("data")
                 .cloned()
@@ -347,21 +347,6 @@ pub fn deal_rows(
     Ok(())
 }
 
-/// A value for a query string or path: only characters that need no
-/// encoding pass; others are percent-encoded.
-fn url_safe(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(b as char)
-            }
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -371,7 +356,7 @@ mod tests {
         assert_eq!(seconds("2026-11-20T17:00:00Z"), Some(1_795_194_000));
         assert_eq!(seconds("2026-11-20 17:00:00"), Some(1_795_194_000));
         assert_eq!(rfc3339(1_795_194_000), "2026-11-20T17:00:00Z");
-        assert_eq!(url_safe("eyJ0+/="), "eyJ0%2B%2F%3D");
+        assert_eq!(percent_encode("eyJ0+/="), "eyJ0%2B%2F%3D");
         let custom = serde_json::json!({"value": "1234567890123456"});
         assert_eq!(text(Some(&custom)).as_deref(), Some("1234567890123456"));
     }

@@ -15,7 +15,7 @@
 //! value put into SOQL goes through [`soql_string`] or [`soql_datetime`];
 //! the cursor's ID is checked to be a record ID first.
 
-use super::http::{CrmError, Http};
+use super::http::{percent_encode, CrmError, Http};
 use crate::sql::Poll;
 use crate::SourceRow;
 use leadsignal_core::{Origin, Scalar, Sha256, StageChangeRecord};
@@ -231,7 +231,7 @@ impl SalesforceSource {
         let mut body = self.get(&format!(
             "/services/data/{}/query?q={}",
             self.api_version,
-            url_encode(soql)
+            percent_encode(soql)
         ))?;
         let mut out = Vec::new();
         loop {
@@ -393,6 +393,44 @@ impl SalesforceSource {
     }
 }
 
+/// The record of a lead's stage change: the lead's fields (a `Lead`
+/// relationship or record), its record ID, the stage and the time.
+fn lead_record(
+    lead: &Value,
+    lead_id_field: &str,
+    crm_id: Option<String>,
+    stage: Option<String>,
+    changed_at: &str,
+) -> StageChangeRecord {
+    let field = |k: &str| {
+        lead.get(k)
+            .and_then(Value::as_str)
+            .filter(|v| !v.trim().is_empty())
+            .map(str::to_string)
+    };
+    let text = |v: Option<String>| v.map(Scalar::Text);
+    StageChangeRecord {
+        lead_id: text(field(lead_id_field)),
+        crm_id: text(crm_id),
+        stage: text(stage),
+        changed_at: text(rfc3339(changed_at)),
+        lead_created_at: text(field("CreatedDate").and_then(|t| rfc3339(&t))),
+        email: text(field("Email")),
+        phone: text(field("Phone").or_else(|| field("MobilePhone"))),
+        other_phones: field("Phone")
+            .and(field("MobilePhone"))
+            .into_iter()
+            .collect(),
+        first_name: text(field("FirstName")),
+        last_name: text(field("LastName")),
+        city: text(field("City")),
+        state: text(field("State")),
+        zip: text(field("PostalCode")),
+        country: text(field("Country")),
+        ..StageChangeRecord::default()
+    }
+}
+
 /// The rows of `LeadHistory` records (with their `Lead` relationship
 /// fields), and the cursor after the last; `first_status` gives a created
 /// lead's first status when it has changed since. Pure: what Salesforce's
@@ -423,27 +461,13 @@ pub fn history_rows(
                 .cloned()
                 .or_else(|| field("Status")),
         };
-        let text = |v: Option<String>| v.map(Scalar::Text);
-        let record = StageChangeRecord {
-            lead_id: text(field(lead_id_field)),
-            crm_id: text(Some(lead_id_sf.clone())),
-            stage: text(stage),
-            changed_at: text(rfc3339(&created_at)),
-            lead_created_at: text(field("CreatedDate").and_then(|t| rfc3339(&t))),
-            email: text(field("Email")),
-            phone: text(field("Phone").or_else(|| field("MobilePhone"))),
-            other_phones: field("Phone")
-                .and(field("MobilePhone"))
-                .into_iter()
-                .collect(),
-            first_name: text(field("FirstName")),
-            last_name: text(field("LastName")),
-            city: text(field("City")),
-            state: text(field("State")),
-            zip: text(field("PostalCode")),
-            country: text(field("Country")),
-            ..StageChangeRecord::default()
-        };
+        let record = lead_record(
+            lead,
+            lead_id_field,
+            Some(lead_id_sf.clone()),
+            stage,
+            &created_at,
+        );
         rows.push(SourceRow {
             origin: Origin::new(source, i as u64 + 1),
             fingerprint: Sha256::of(&format!("salesforce LeadHistory {id}")),
@@ -484,27 +508,14 @@ pub fn opportunity_rows(
         let Some(meta_lead) = field(lead_id_field) else {
             continue;
         };
-        let text = |v: Option<String>| v.map(Scalar::Text);
-        let record = StageChangeRecord {
-            lead_id: Some(Scalar::Text(meta_lead)),
-            crm_id: text(field("Id")),
-            stage: text(s(r.get("StageName"))),
-            changed_at: text(rfc3339(&created_at)),
-            lead_created_at: text(field("CreatedDate").and_then(|t| rfc3339(&t))),
-            email: text(field("Email")),
-            phone: text(field("Phone").or_else(|| field("MobilePhone"))),
-            other_phones: field("Phone")
-                .and(field("MobilePhone"))
-                .into_iter()
-                .collect(),
-            first_name: text(field("FirstName")),
-            last_name: text(field("LastName")),
-            city: text(field("City")),
-            state: text(field("State")),
-            zip: text(field("PostalCode")),
-            country: text(field("Country")),
-            ..StageChangeRecord::default()
-        };
+        let mut record = lead_record(
+            lead,
+            lead_id_field,
+            field("Id"),
+            s(r.get("StageName")),
+            &created_at,
+        );
+        record.lead_id = Some(Scalar::Text(meta_lead));
         rows.push(SourceRow {
             origin: Origin::new(source, rows.len() as u64 + 1),
             fingerprint: Sha256::of(&format!("salesforce OpportunityHistory {id}")),
@@ -513,20 +524,6 @@ pub fn opportunity_rows(
         });
     }
     Ok((rows, last))
-}
-
-/// Percent-encoding of a query parameter's value.
-fn url_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() * 3 / 2);
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(b as char)
-            }
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -583,6 +580,6 @@ mod tests {
             rfc3339("2026-11-20T18:00:00.000+0100").as_deref(),
             Some("2026-11-20T17:00:00.000Z")
         );
-        assert_eq!(url_encode("a b'"), "a%20b%27");
+        assert_eq!(percent_encode("a b'"), "a%20b%27");
     }
 }
