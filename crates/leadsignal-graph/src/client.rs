@@ -228,6 +228,57 @@ impl GraphClient {
         )
     }
 
+    /// `GET /{dataset_id}?fields=id,name`: whether this token can use the
+    /// dataset (nothing is sent), and Graph's clock (its `Date` header).
+    pub async fn check_dataset(
+        &self,
+        dataset_id: &str,
+        creds: &Credentials,
+        now: i64,
+    ) -> Result<DatasetCheck, Outcome> {
+        let mut query = vec![("fields".to_string(), "id,name".to_string())];
+        if let Some((proof, time)) = creds.proof(now) {
+            query.push(("appsecret_proof".into(), proof));
+            if let Some(t) = time {
+                query.push(("appsecret_time".into(), t.to_string()));
+            }
+        }
+        let response = self
+            .http
+            .get(format!("{}/{}", self.base, dataset_id))
+            .query(&query)
+            .bearer_auth(creds.access_token())
+            .send()
+            .await
+            .map_err(|e| network(e, creds))?;
+        let status = response.status().as_u16();
+        let server_time = response
+            .headers()
+            .get("date")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|d| chrono::DateTime::parse_from_rfc2822(d).ok())
+            .map(|d| d.timestamp());
+        let bytes = response.bytes().await.map_err(|e| network(e, creds))?;
+        if !(200..300).contains(&status) {
+            return Err(classify(status, std::iter::empty(), &bytes, 0));
+        }
+        #[derive(serde::Deserialize)]
+        struct Raw {
+            id: String,
+            name: Option<String>,
+        }
+        let raw: Raw = serde_json::from_slice(&bytes).map_err(|e| {
+            Outcome::Transient(crate::outcome::TransientCause::Network(format!(
+                "not a dataset answer: {e}"
+            )))
+        })?;
+        Ok(DatasetCheck {
+            id: raw.id,
+            name: raw.name,
+            server_time,
+        })
+    }
+
     /// `GET /{lead_id}?fields=...`: the lead's creation time and answers.
     pub async fn get_lead(
         &self,
@@ -285,6 +336,17 @@ impl GraphClient {
             field_data: raw.field_data,
         })
     }
+}
+
+/// What `GraphClient::check_dataset` learned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatasetCheck {
+    /// The dataset's ID as Graph knows it.
+    pub id: String,
+    /// Its name, when Graph gives one.
+    pub name: Option<String>,
+    /// Graph's clock (its `Date` header), Unix seconds.
+    pub server_time: Option<i64>,
 }
 
 /// Graph's time format: `2015-02-28T08:49:14+0000` (offset without a colon).

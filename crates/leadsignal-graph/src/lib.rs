@@ -14,6 +14,6 @@ pub mod client;
 pub mod outcome;
 pub mod proof;
 
-pub use client::{ClientConfig, Credentials, GraphClient, Lead, SendOptions};
+pub use client::{ClientConfig, Credentials, DatasetCheck, GraphClient, Lead, SendOptions};
 pub use outcome::{GraphError, Outcome, TransientCause, Usage};
 pub use proof::ProofMode;

@@ -432,6 +432,16 @@ async fn lead(
         record(&mut s, &id, 0, status, Some(&e), false);
         return error_response(status, e, None);
     }
+    // A dataset: answered to the token that may write to it (doctor).
+    if s.cfg.datasets.iter().any(|d| d.id == id) {
+        if let Err((status, e)) = authorize(&s, Some(&id), &headers, &p, now) {
+            record(&mut s, &id, 0, status, Some(&e), false);
+            return error_response(status, e, None);
+        }
+        record(&mut s, &id, 0, StatusCode::OK, None, false);
+        return axum::Json(json!({"id": id, "name": format!("Sandbox dataset {id}")}))
+            .into_response();
+    }
     let found = id
         .parse::<u64>()
         .ok()

@@ -71,6 +71,9 @@ enum Command {
     Status(cmd::status::Args),
     /// The dataset lock: move a dataset name to another dataset ID on purpose.
     Dataset(cmd::dataset::Args),
+    /// Check configuration, store, Graph access, sources and webhook
+    /// settings, sending nothing.
+    Doctor(cmd::doctor::Args),
     /// Run always-on: HTTP ingest, Lead Ads webhook, continuous delivery,
     /// metrics and a dashboard.
     Serve(cmd::serve::Args),
@@ -94,6 +97,7 @@ fn main() -> ExitCode {
         Command::Sync(a) => cmd::sync::run(cli.config.as_deref(), a),
         Command::Status(a) => cmd::status::run(cli.config.as_deref(), a),
         Command::Dataset(a) => cmd::dataset::run(cli.config.as_deref(), a),
+        Command::Doctor(a) => cmd::doctor::run(cli.config.as_deref(), a),
         Command::Demo(a) => cmd::demo::run(a),
         Command::Bench(a) => bench::run(a),
     };

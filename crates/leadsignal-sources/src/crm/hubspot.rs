@@ -244,6 +244,15 @@ impl HubspotSource {
         }
     }
 
+    /// Checks the token with one read (the lifecycle stages, or the deal
+    /// pipelines), storing nothing: `leadsignal doctor`.
+    pub fn check(&self) -> Result<(), CrmError> {
+        match self.object {
+            HubspotObject::Contacts => self.lifecycle_labels().map(drop),
+            HubspotObject::Deals => self.deal_stages().map(drop),
+        }
+    }
+
     /// A `GET` of `path` as JSON; `scope` names what the token needs.
     fn get(&self, what: &str, path: &str, scope: &str) -> Result<Value, CrmError> {
         let url = format!("{}{path}", self.base_url);

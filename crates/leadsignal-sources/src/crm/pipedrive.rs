@@ -104,6 +104,12 @@ impl PipedriveSource {
         }
     }
 
+    /// Checks the token with one read (the stages), storing nothing:
+    /// `leadsignal doctor`.
+    pub fn check(&self) -> Result<(), CrmError> {
+        self.stages().map(drop)
+    }
+
     fn stages(&self) -> Result<HashMap<String, String>, CrmError> {
         let body = self.get("GET /api/v2/stages", "/api/v2/stages?limit=500")?;
         Ok(body

@@ -148,6 +148,12 @@ impl SalesforceSource {
         self
     }
 
+    /// Checks the connected app's credentials by logging in, reading
+    /// nothing: `leadsignal doctor`.
+    pub fn check(&self) -> Result<(), CrmError> {
+        self.log_in().map(drop)
+    }
+
     /// A new access token (client-credentials flow).
     fn log_in(&self) -> Result<Session, CrmError> {
         let what = "POST /services/oauth2/token";

@@ -2,6 +2,7 @@
 
 pub(crate) mod dataset;
 pub(crate) mod demo;
+pub(crate) mod doctor;
 pub(crate) mod hash;
 pub(crate) mod import;
 pub(crate) mod preview;
