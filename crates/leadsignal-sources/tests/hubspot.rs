@@ -3,6 +3,9 @@
 //! and contacts modified in the same millisecond across polls, rate limits,
 //! a refused token.
 
+mod common;
+
+use common::changes;
 use leadsignal_sandbox::crm::{start_hubspot, HubspotConfig, HubspotHandle};
 use leadsignal_sources::crm::{CrmError, HubspotSource};
 use leadsignal_sources::sql::Poll;
@@ -27,25 +30,7 @@ async fn poll(
     cursor: &str,
     limit: usize,
 ) -> (HubspotSource, Result<Poll, CrmError>) {
-    let cursor = cursor.to_string();
-    tokio::task::spawn_blocking(move || {
-        let r = s.poll(&cursor, limit);
-        (s, r)
-    })
-    .await
-    .unwrap()
-}
-
-/// (contact, stage, time) of each row.
-fn changes(p: &Poll) -> Vec<(String, String, String)> {
-    p.rows
-        .iter()
-        .map(|r| {
-            let rec = r.record.as_ref().unwrap();
-            let t = |v: &Option<leadsignal_core::Scalar>| v.as_ref().unwrap().text().unwrap();
-            (t(&rec.crm_id), t(&rec.stage), t(&rec.changed_at))
-        })
-        .collect()
+    common::poll_off_runtime(s, cursor, limit, HubspotSource::poll).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

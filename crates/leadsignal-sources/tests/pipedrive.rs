@@ -3,6 +3,9 @@
 //! log, incremental polls, deals updated in the same second across polls,
 //! rate limits, a refused token.
 
+mod common;
+
+use common::changes;
 use leadsignal_sandbox::crm::start_pipedrive;
 use leadsignal_sources::crm::{CrmError, PipedriveSource};
 use leadsignal_sources::sql::Poll;
@@ -21,24 +24,7 @@ async fn poll(
     cursor: &str,
     limit: usize,
 ) -> (PipedriveSource, Result<Poll, CrmError>) {
-    let cursor = cursor.to_string();
-    tokio::task::spawn_blocking(move || {
-        let r = s.poll(&cursor, limit);
-        (s, r)
-    })
-    .await
-    .unwrap()
-}
-
-fn changes(p: &Poll) -> Vec<(String, String, String)> {
-    p.rows
-        .iter()
-        .map(|r| {
-            let rec = r.record.as_ref().unwrap();
-            let t = |v: &Option<leadsignal_core::Scalar>| v.as_ref().unwrap().text().unwrap();
-            (t(&rec.crm_id), t(&rec.stage), t(&rec.changed_at))
-        })
-        .collect()
+    common::poll_off_runtime(s, cursor, limit, PipedriveSource::poll).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,6 +3,9 @@
 //! cursor across rows of the same millisecond, paging, an expired session
 //! replaced, the API limit, refused credentials.
 
+mod common;
+
+use common::changes;
 use leadsignal_sandbox::crm::{start_salesforce, SalesforceConfig, SalesforceHandle};
 use leadsignal_sources::crm::{CrmError, SalesforceSource};
 use leadsignal_sources::sql::Poll;
@@ -29,25 +32,7 @@ async fn poll(
     cursor: &str,
     limit: usize,
 ) -> (SalesforceSource, Result<Poll, CrmError>) {
-    let cursor = cursor.to_string();
-    tokio::task::spawn_blocking(move || {
-        let r = s.poll(&cursor, limit);
-        (s, r)
-    })
-    .await
-    .unwrap()
-}
-
-/// (lead, stage, time) of each row.
-fn changes(p: &Poll) -> Vec<(String, String, String)> {
-    p.rows
-        .iter()
-        .map(|r| {
-            let rec = r.record.as_ref().unwrap();
-            let t = |v: &Option<leadsignal_core::Scalar>| v.as_ref().unwrap().text().unwrap();
-            (t(&rec.crm_id), t(&rec.stage), t(&rec.changed_at))
-        })
-        .collect()
+    common::poll_off_runtime(s, cursor, limit, SalesforceSource::poll).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -85,6 +85,49 @@ async fn sync(dir: &Path) -> (Value, String) {
     .unwrap()
 }
 
+/// Starts `sync` with the secret `env`, kills it with SIGKILL once its first
+/// poll is committed (a cursor stored), checks nothing was sent yet, then
+/// runs `sync` again and returns its report.
+async fn kill_after_first_poll_then_sync(
+    dir: &Path,
+    env: (&'static str, &'static str),
+    sb: &SandboxHandle,
+) -> Value {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_leadsignal"))
+        .current_dir(dir)
+        .env(env.0, env.1)
+        .args(["sync"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let outbox = dir.join("outbox.db");
+    let t0 = std::time::Instant::now();
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let committed = rusqlite::Connection::open(&outbox)
+            .ok()
+            .and_then(|db| {
+                db.query_row("SELECT count(*) FROM source_cursors", [], |r| {
+                    r.get::<_, i64>(0)
+                })
+                .ok()
+            })
+            .unwrap_or(0);
+        if committed > 0 {
+            child.kill().unwrap(); // SIGKILL
+            break;
+        }
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(120),
+            "no poll committed"
+        );
+    }
+    let _ = child.wait();
+    assert_eq!(sb.stats().requests, 0, "killed before sending");
+    sync_with(dir, env).await
+}
+
 /// Accepted production events, by lead (Meta lead ID, else event order),
 /// as (name, time) in the order Meta received them.
 fn by_lead(sb: &SandboxHandle) -> HashMap<Option<u64>, Vec<(String, i64)>> {
@@ -499,42 +542,8 @@ async fn sync_killed_mid_poll_then_rerun_loses_and_repeats_nothing() {
         config(dir.path(), &sb.url(), &hub.url()),
     )
     .unwrap();
-    let d = dir.path().to_path_buf();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_leadsignal"))
-        .current_dir(&d)
-        .env("HUBSPOT_TOKEN", HUBSPOT_TOKEN)
-        .args(["sync"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    // Killed once the first poll is committed (its cursor stored), while
-    // the second is being read.
-    let outbox = dir.path().join("outbox.db");
-    let t0 = std::time::Instant::now();
-    loop {
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        let committed = rusqlite::Connection::open(&outbox)
-            .ok()
-            .and_then(|db| {
-                db.query_row("SELECT count(*) FROM source_cursors", [], |r| {
-                    r.get::<_, i64>(0)
-                })
-                .ok()
-            })
-            .unwrap_or(0);
-        if committed > 0 {
-            child.kill().unwrap(); // SIGKILL
-            break;
-        }
-        assert!(
-            t0.elapsed() < std::time::Duration::from_secs(120),
-            "no poll committed"
-        );
-    }
-    let _ = child.wait();
-    assert_eq!(sb.stats().requests, 0, "killed before sending");
-    let (second, _) = sync(dir.path()).await;
+    let second =
+        kill_after_first_poll_then_sync(dir.path(), ("HUBSPOT_TOKEN", HUBSPOT_TOKEN), &sb).await;
     let read = second["sources"][0]["rows"].as_u64().unwrap();
     assert!(
         read < contacts as u64,
@@ -797,39 +806,9 @@ async fn salesforce_sync_killed_mid_poll_then_rerun_loses_and_repeats_nothing() 
         salesforce_config(dir.path(), &sb.url(), &sf.url()),
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_leadsignal"))
-        .current_dir(dir.path())
-        .env("SALESFORCE_CLIENT_SECRET", SF_SECRET)
-        .args(["sync"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let outbox = dir.path().join("outbox.db");
-    let t0 = std::time::Instant::now();
-    loop {
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        let committed = rusqlite::Connection::open(&outbox)
-            .ok()
-            .and_then(|db| {
-                db.query_row("SELECT count(*) FROM source_cursors", [], |r| {
-                    r.get::<_, i64>(0)
-                })
-                .ok()
-            })
-            .unwrap_or(0);
-        if committed > 0 {
-            child.kill().unwrap(); // SIGKILL
-            break;
-        }
-        assert!(
-            t0.elapsed() < std::time::Duration::from_secs(120),
-            "no poll committed"
-        );
-    }
-    let _ = child.wait();
-    assert_eq!(sb.stats().requests, 0, "killed before sending");
-    let second = sync_with(dir.path(), ("SALESFORCE_CLIENT_SECRET", SF_SECRET)).await;
+    let second =
+        kill_after_first_poll_then_sync(dir.path(), ("SALESFORCE_CLIENT_SECRET", SF_SECRET), &sb)
+            .await;
     let read = second["sources"][0]["rows"].as_u64().unwrap();
     assert!(
         read < leads as u64,
@@ -1040,39 +1019,8 @@ lead_id_field = "{PD_LEAD_FIELD}"
         pd.url()
     );
     std::fs::write(dir.path().join("leadsignal.toml"), cfg).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_leadsignal"))
-        .current_dir(dir.path())
-        .env("PIPEDRIVE_TOKEN", PD_TOKEN)
-        .args(["sync"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let outbox = dir.path().join("outbox.db");
-    let t0 = std::time::Instant::now();
-    loop {
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        let committed = rusqlite::Connection::open(&outbox)
-            .ok()
-            .and_then(|db| {
-                db.query_row("SELECT count(*) FROM source_cursors", [], |r| {
-                    r.get::<_, i64>(0)
-                })
-                .ok()
-            })
-            .unwrap_or(0);
-        if committed > 0 {
-            child.kill().unwrap(); // SIGKILL
-            break;
-        }
-        assert!(
-            t0.elapsed() < std::time::Duration::from_secs(120),
-            "no poll committed"
-        );
-    }
-    let _ = child.wait();
-    assert_eq!(sb.stats().requests, 0, "killed before sending");
-    let second = sync_with(dir.path(), ("PIPEDRIVE_TOKEN", PD_TOKEN)).await;
+    let second =
+        kill_after_first_poll_then_sync(dir.path(), ("PIPEDRIVE_TOKEN", PD_TOKEN), &sb).await;
     let read = second["sources"][0]["rows"].as_u64().unwrap();
     assert!(
         read < 5 * deals as u64,
