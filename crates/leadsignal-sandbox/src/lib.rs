@@ -76,6 +76,9 @@ pub struct Faults {
     pub regain_minutes: u64,
     /// From this Unix time on, every dataset's token is revoked (code 190).
     pub revoke_at: Option<i64>,
+    /// Seconds the sandbox's clock (its `Date` header on dataset reads) is
+    /// ahead of this machine's (negative: behind).
+    pub clock_offset_secs: i64,
 }
 
 /// How the sandbox starts.

@@ -439,8 +439,20 @@ async fn lead(
             return error_response(status, e, None);
         }
         record(&mut s, &id, 0, StatusCode::OK, None, false);
-        return axum::Json(json!({"id": id, "name": format!("Sandbox dataset {id}")}))
-            .into_response();
+        let mut r =
+            axum::Json(json!({"id": id, "name": format!("Sandbox dataset {id}")})).into_response();
+        let offset = s.cfg.faults.clock_offset_secs;
+        if offset != 0 {
+            // Graph's clock, as its Date header tells it (RFC 7231 form).
+            let date = chrono::DateTime::from_timestamp(now + offset, 0)
+                .unwrap_or_default()
+                .format("%a, %d %b %Y %H:%M:%S GMT")
+                .to_string();
+            if let Ok(v) = HeaderValue::from_str(&date) {
+                r.headers_mut().insert(header::DATE, v);
+            }
+        }
+        return r;
     }
     let found = id
         .parse::<u64>()

@@ -128,6 +128,18 @@ async fn doctor_names_what_is_wrong_and_the_fix() {
         "{out}"
     );
 
+    // Graph's clock five minutes ahead: event times would be off.
+    let mut skewed = SandboxConfig::single(DATASET, TOKEN);
+    skewed.faults.clock_offset_secs = 300;
+    let sb2 = sandbox::start(skewed).await.unwrap();
+    config(d, &sb2.url(), DATASET, &store, "");
+    let (code, out, _) = doctor(d).await;
+    assert_eq!(code, 1, "{out}");
+    let about_300 = ["-299", "-300", "-301"]
+        .iter()
+        .any(|n| out.contains(&format!("clock is {n} s off Graph's")));
+    assert!(out.contains("WARN clock") && about_300, "{out}");
+
     // A CRM source: reachable with its token, or named with the fix.
     let hub = leadsignal_sandbox::crm::start_hubspot(leadsignal_sandbox::crm::HubspotConfig::new(
         "pat-na1-doctor",
