@@ -86,13 +86,15 @@ async fn sync(dir: &Path) -> (Value, String) {
 }
 
 /// Starts `sync` with the secret `env`, kills it with SIGKILL once its first
-/// poll is committed (a cursor stored), checks nothing was sent yet, then
-/// runs `sync` again and returns its report.
+/// poll is committed (a cursor stored), checks nothing was sent yet, runs
+/// `sync` again, and checks that the second run did not read the committed
+/// poll again and that Meta got each of the history's `events` once.
 async fn kill_after_first_poll_then_sync(
     dir: &Path,
     env: (&'static str, &'static str),
     sb: &SandboxHandle,
-) -> Value {
+    events: u64,
+) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_leadsignal"))
         .current_dir(dir)
         .env(env.0, env.1)
@@ -125,7 +127,15 @@ async fn kill_after_first_poll_then_sync(
     }
     let _ = child.wait();
     assert_eq!(sb.stats().requests, 0, "killed before sending");
-    sync_with(dir, env).await
+    let second = sync_with(dir, env).await;
+    let read = second["sources"][0]["rows"].as_u64().unwrap();
+    assert!(
+        read < events,
+        "the committed poll was not read again: {read}"
+    );
+    let stats = sb.stats();
+    assert_eq!(stats.distinct_event_ids, events, "nothing lost");
+    assert_eq!(stats.duplicate_event_ids, 0, "nothing twice");
 }
 
 /// Accepted production events, by lead (Meta lead ID, else event order),
@@ -542,16 +552,13 @@ async fn sync_killed_mid_poll_then_rerun_loses_and_repeats_nothing() {
         config(dir.path(), &sb.url(), &hub.url()),
     )
     .unwrap();
-    let second =
-        kill_after_first_poll_then_sync(dir.path(), ("HUBSPOT_TOKEN", HUBSPOT_TOKEN), &sb).await;
-    let read = second["sources"][0]["rows"].as_u64().unwrap();
-    assert!(
-        read < contacts as u64,
-        "the committed poll was not read again: {read}"
-    );
-    let stats = sb.stats();
-    assert_eq!(stats.distinct_event_ids, contacts as u64, "nothing lost");
-    assert_eq!(stats.duplicate_event_ids, 0, "nothing twice");
+    kill_after_first_poll_then_sync(
+        dir.path(),
+        ("HUBSPOT_TOKEN", HUBSPOT_TOKEN),
+        &sb,
+        contacts as u64,
+    )
+    .await;
 }
 
 /// `serve` polls HubSpot, Salesforce and Pipedrive every second: new stage
@@ -806,17 +813,13 @@ async fn salesforce_sync_killed_mid_poll_then_rerun_loses_and_repeats_nothing() 
         salesforce_config(dir.path(), &sb.url(), &sf.url()),
     )
     .unwrap();
-    let second =
-        kill_after_first_poll_then_sync(dir.path(), ("SALESFORCE_CLIENT_SECRET", SF_SECRET), &sb)
-            .await;
-    let read = second["sources"][0]["rows"].as_u64().unwrap();
-    assert!(
-        read < leads as u64,
-        "the committed poll was not read again: {read}"
-    );
-    let stats = sb.stats();
-    assert_eq!(stats.distinct_event_ids, leads as u64, "nothing lost");
-    assert_eq!(stats.duplicate_event_ids, 0, "nothing twice");
+    kill_after_first_poll_then_sync(
+        dir.path(),
+        ("SALESFORCE_CLIENT_SECRET", SF_SECRET),
+        &sb,
+        leads as u64,
+    )
+    .await;
 }
 
 /// The whole case in one configuration: HubSpot, Salesforce and
@@ -1019,14 +1022,11 @@ lead_id_field = "{PD_LEAD_FIELD}"
         pd.url()
     );
     std::fs::write(dir.path().join("leadsignal.toml"), cfg).unwrap();
-    let second =
-        kill_after_first_poll_then_sync(dir.path(), ("PIPEDRIVE_TOKEN", PD_TOKEN), &sb).await;
-    let read = second["sources"][0]["rows"].as_u64().unwrap();
-    assert!(
-        read < 5 * deals as u64,
-        "the committed poll was not read again: {read}"
-    );
-    let stats = sb.stats();
-    assert_eq!(stats.distinct_event_ids, 5 * deals as u64, "nothing lost");
-    assert_eq!(stats.duplicate_event_ids, 0, "nothing twice");
+    kill_after_first_poll_then_sync(
+        dir.path(),
+        ("PIPEDRIVE_TOKEN", PD_TOKEN),
+        &sb,
+        5 * deals as u64,
+    )
+    .await;
 }
